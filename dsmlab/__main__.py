@@ -1,0 +1,111 @@
+"""Command line: `python -m dsmlab transcribe FILE... --model M`, `models`, `random-checkpoint`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from .errors import DSMLabError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m dsmlab", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    t = commands.add_parser("transcribe", help="transcribe audio files offline")
+    t.add_argument("files", nargs="+", help="audio files (wav, flac, mp3, ogg)")
+    t.add_argument("--model", required=True, help="short name, HF repo id or checkpoint dir")
+    t.add_argument("--timestamps", action="store_true", help="print each word's start and end")
+    t.add_argument("--vad", action="store_true", help="print semantic-VAD end-of-turn times")
+    t.add_argument("--vad-threshold", type=float, default=0.5)
+    t.add_argument("--vad-hold", type=int, default=1, help="frames the probability must hold")
+    t.add_argument("--json", action="store_true", help="one JSON object per file (JSON Lines)")
+    t.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
+    t.add_argument("--batch-size", type=int, default=8, help="streams run together")
+
+    commands.add_parser("models", help="list the short model names")
+
+    r = commands.add_parser("random-checkpoint", help="write a random-weight checkpoint")
+    r.add_argument("arch", help="tiny, stt-1b-en_fr or stt-2.6b-en")
+    r.add_argument("out", help="directory to write (HF layout)")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--vad", action="store_true", help="add semantic-VAD heads")
+
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "transcribe":
+            return _transcribe(args)
+        if args.command == "models":
+            return _models()
+        return _random_checkpoint(args)
+    except DSMLabError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # output piped into `head` and the like
+        sys.stdout = open(os.devnull, "w")
+        return 0
+
+
+def _transcribe(args: argparse.Namespace) -> int:
+    from .audio import load_audio
+    from .checkpoint import load
+    from .vad import end_of_turn_frames
+
+    pcms = [load_audio(f) for f in args.files]  # fail on a bad file before loading the model
+    model = load(args.model, device=args.device)
+    if args.vad and not model.has_vad:
+        raise DSMLabError(
+            f"{model.name} has no semantic-VAD heads; use a checkpoint that has them "
+            "(e.g. stt-1b-en_fr-candle)"
+        )
+    transcripts = model.transcribe_batch(
+        pcms,
+        sample_rates=[model.sample_rate] * len(pcms),
+        batch_size=args.batch_size,
+        progress=len(pcms) > 1 and not args.json,
+    )
+    for path, tr in zip(args.files, transcripts, strict=True):
+        ends: list[float] = []
+        if args.vad and tr.end_of_turn is not None:
+            frames = end_of_turn_frames(tr.end_of_turn, args.vad_threshold, args.vad_hold)
+            ends = [round((f + 1) / model.frame_rate - model.prefix_s, 3) for f in frames]
+        if args.json:
+            record = {"file": path, **tr.to_dict()}
+            if not args.vad:
+                record.pop("end_of_turn")
+            else:
+                record["end_of_turn_times"] = ends
+            print(json.dumps(record, ensure_ascii=False))
+            continue
+        print(f"{path}: {tr.text}" if len(args.files) > 1 else tr.text)
+        if args.timestamps:
+            for w in tr.words:
+                print(f"  {w.start:7.2f} {w.end:7.2f}  {w.word}")
+        if args.vad:
+            print("  end of turn at: " + (", ".join(f"{t:.2f} s" for t in ends) or "none"))
+    return 0
+
+
+def _models() -> int:
+    from .checkpoint import KNOWN_MODELS
+
+    for name, repo in KNOWN_MODELS.items():
+        print(f"{name:24s} hf://{repo}")
+    return 0
+
+
+def _random_checkpoint(args: argparse.Namespace) -> int:
+    from .architectures import save_random
+
+    out = save_random(args.arch, args.out, seed=args.seed, vad_heads=args.vad)
+    print(out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

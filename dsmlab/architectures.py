@@ -1,0 +1,252 @@
+"""The released DSM-STT architectures and a tiny one, built with random weights.
+
+`save_random` writes a checkpoint in the Hugging Face layout (config.json, safetensors weights,
+Mimi file and config, sentencepiece tokenizer), so `dsmlab.load(dir)` takes the same path as for
+a real model. Tests use "tiny"; benchmarks on machines without the released weights use the
+real architectures.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import random
+from pathlib import Path
+
+import sentencepiece
+import torch
+from moshi.models.loaders import _mimi_config as MIMI_CONFIG  # the released Mimi's config
+from moshi.models.loaders import get_mimi, get_moshi_lm
+from safetensors.torch import save_file
+
+from .errors import DSMLabError
+from .model import DSMModel
+
+_LM_COMMON = {
+    "card": 2048,
+    "n_q": 32,
+    "dep_q": 0,
+    "delays": [0] * 33,
+    "existing_text_padding_id": 3,
+    "hidden_scale": 4.125,
+    "causal": True,
+    "layer_scale": None,
+    "max_period": 100000.0,
+    "gating": "silu",
+    "norm": "rms_norm_f32",
+    "positional_embedding": "rope",
+    "depformer_dim": 1024,
+    "depformer_num_heads": 16,
+    "depformer_num_layers": 6,
+    "depformer_dim_feedforward": None,
+    "depformer_multi_linear": True,
+    "depformer_pos_emb": "none",
+    "depformer_weights_per_step": True,
+    "conditioners": {},
+    "cross_attention": False,
+    "lm_gen_config": {"temp": 0.0, "temp_text": 0.0, "top_k": 250, "top_k_text": 50},
+    "model_type": "stt",
+}
+
+# config.json of each released model (kyutai/stt-2.6b-en, kyutai/stt-1b-en_fr), weights aside.
+ARCHITECTURES: dict[str, dict] = {
+    "stt-2.6b-en": _LM_COMMON
+    | {
+        "dim": 2048,
+        "text_card": 4000,
+        "num_heads": 32,
+        "num_layers": 48,
+        "context": 375,
+        "stt_config": {"audio_delay_seconds": 2.5, "audio_silence_prefix_seconds": 1.0},
+    },
+    "stt-1b-en_fr": _LM_COMMON
+    | {
+        "dim": 2048,
+        "text_card": 8000,
+        "num_heads": 16,
+        "num_layers": 16,
+        "context": 750,
+        "stt_config": {"audio_delay_seconds": 0.5, "audio_silence_prefix_seconds": 0.0},
+    },
+    # A few MB: for tests and CPU experiments. Same layout, small dims, 8 codebooks of 64.
+    "tiny": _LM_COMMON
+    | {
+        "card": 64,
+        "n_q": 8,
+        "delays": [0] * 9,
+        "dim": 64,
+        "text_card": 256,
+        "num_heads": 4,
+        "num_layers": 2,
+        "context": 100,
+        "stt_config": {"audio_delay_seconds": 0.24, "audio_silence_prefix_seconds": 0.16},
+    },
+}
+
+TINY_MIMI_CONFIG = {
+    "sample_rate": 24000,
+    "channels": 1,
+    "frame_rate": 12.5,
+    "seanet": MIMI_CONFIG["seanet"] | {"dimension": 32, "n_filters": 4},
+    "quantizer": {
+        "dimension": 16,
+        "n_q": 8,
+        "bins": 64,
+        "input_dimension": 32,
+        "output_dimension": 32,
+    },
+    "transformer": MIMI_CONFIG["transformer"]
+    | {
+        "d_model": 32,
+        "num_heads": 2,
+        "num_layers": 1,
+        "context": 25,
+        "dim_feedforward": 64,
+        "input_dimension": 32,
+        "output_dimensions": [32],
+    },
+}
+
+
+def build_random(
+    arch: str,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+    vad_heads: bool = False,
+) -> DSMModel:
+    """An in-memory model of architecture `arch` with random weights (no files written)."""
+    config = _config(arch, vad_heads)
+    mimi_config = TINY_MIMI_CONFIG if arch == "tiny" else MIMI_CONFIG
+    torch.manual_seed(seed)
+    mimi = get_mimi(None, mimi_config, device=device, num_codebooks=config["n_q"])
+    fill_codebooks(mimi, seed)
+    lm_kwargs = {k: v for k, v in config.items() if k not in _NOT_LM_KWARGS}
+    lm = get_moshi_lm(None, lm_kwargs=lm_kwargs, device=device, dtype=dtype)
+    tokenizer = train_tokenizer(config["text_card"], seed)
+    return DSMModel(
+        name=f"random-{arch}",
+        source=f"random:{arch}",
+        mimi=mimi,
+        lm=lm,
+        tokenizer=sentencepiece.SentencePieceProcessor(model_proto=tokenizer),
+        delay_s=config["stt_config"]["audio_delay_seconds"],
+        prefix_s=config["stt_config"]["audio_silence_prefix_seconds"],
+        config=config,
+    )
+
+
+def save_random(arch: str, out_dir: str | Path, seed: int = 0, vad_heads: bool = False) -> Path:
+    """Write a random-weight checkpoint of `arch` in the Hugging Face layout; returns the dir.
+
+    VAD heads are written as `extra_heads.N.weight` without a config entry, as in Kyutai's
+    `-candle` repos, so loading must find them in the weights.
+    """
+    model = build_random(arch, seed, vad_heads=vad_heads)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    config = {k: v for k, v in model.config.items() if not k.startswith("extra_heads")}
+    config |= {
+        "moshi_name": "model.safetensors",
+        "mimi_name": "mimi.safetensors",
+        "tokenizer_name": "tokenizer.model",
+    }
+    if arch == "tiny":
+        config["mimi_config_name"] = "mimi_config.json"
+        (out / "mimi_config.json").write_text(json.dumps(TINY_MIMI_CONFIG, indent=2))
+    save_file(
+        {k: v.contiguous() for k, v in model.lm.state_dict().items()}, out / "model.safetensors"
+    )
+    save_file(
+        {k: v.contiguous() for k, v in model.mimi.state_dict().items()}, out / "mimi.safetensors"
+    )
+    (out / "tokenizer.model").write_bytes(model.tokenizer.serialized_model_proto())
+    (out / "config.json").write_text(json.dumps(config, indent=2))
+    return out
+
+
+@torch.no_grad()
+def fill_codebooks(mimi, seed: int) -> None:
+    """Fill the quantizer codebooks from the encoder's own latents, level by level.
+
+    A fresh Mimi's codebooks are all zero (every code 0), and random entries at the wrong
+    scale map every frame to one code. Entries drawn from the residuals of calibration audio
+    (noise bursts and tones) make the codes follow the signal, like a k-means initialisation.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    audio = _calibration_audio(generator).to(next(mimi.parameters()).device)
+    latent = mimi._encode_to_unquantized_latent(audio)  # [B, D, T]
+    for rvq in (mimi.quantizer.rvq_first, mimi.quantizer.rvq_rest):
+        x = rvq.input_proj(latent)
+        residual = x.transpose(1, 2).reshape(-1, x.shape[1])
+        for layer in rvq.vq.layers:
+            codebook = layer._codebook
+            bins = codebook.embedding_sum.shape[0]
+            picks = torch.randint(len(residual), (bins,), generator=generator)
+            noise = 1e-3 * torch.randn(bins, residual.shape[1], generator=generator)
+            entries = residual[picks] + noise.to(residual)
+            codebook.embedding_sum.data.copy_(entries)
+            codebook.cluster_usage.data.fill_(1.0)
+            codebook._initialized.data.fill_(1.0)
+            codebook._cached_initialized = False
+            codebook._embedding = None  # drop the cached codebook
+            residual = residual - entries[torch.cdist(residual, entries).argmin(dim=1)]
+
+
+def _calibration_audio(generator: torch.Generator, seconds: float = 8.0) -> torch.Tensor:
+    """[4, 1, T] at 24 kHz: noise under random envelopes plus tones, quiet to loud."""
+    n = int(seconds * 24000)
+    t = torch.arange(n) / 24000
+    rows = []
+    for _ in range(4):
+        envelope = torch.rand(int(seconds * 12.5), generator=generator).repeat_interleave(1920)
+        freq = 100 + 900 * torch.rand(1, generator=generator)
+        tone = torch.sin(2 * torch.pi * freq * t)
+        noise = torch.randn(n, generator=generator)
+        rows.append(0.3 * envelope[:n] * (noise + tone))
+    return torch.stack(rows)[:, None]
+
+
+def train_tokenizer(vocab_size: int, seed: int = 0) -> bytes:
+    """A sentencepiece model of exactly `vocab_size` pieces, with Kyutai's special ids
+    (0 unk, 1 bos, 2 eos, 3 pad), trained on seeded pseudo-words."""
+    rng = random.Random(seed)
+    syllables = [c + v for c in "bcdfghjklmnprstvwz" for v in "aeiou"]
+    words = ["".join(rng.choices(syllables, k=rng.randint(1, 4))) for _ in range(4 * vocab_size)]
+    lines = [" ".join(rng.choices(words, k=12)) for _ in range(6 * vocab_size)]
+    model = io.BytesIO()
+    sentencepiece.SentencePieceTrainer.train(
+        sentence_iterator=iter(lines),
+        model_writer=model,
+        vocab_size=vocab_size,
+        model_type="unigram",
+        unk_id=0,
+        bos_id=1,
+        eos_id=2,
+        pad_id=3,
+        character_coverage=1.0,
+        minloglevel=2,
+    )
+    return model.getvalue()
+
+
+_NOT_LM_KWARGS = {
+    "lm_gen_config",
+    "stt_config",
+    "model_type",
+    "moshi_name",
+    "mimi_name",
+    "tokenizer_name",
+    "mimi_config_name",
+    "model_id",
+}
+
+
+def _config(arch: str, vad_heads: bool) -> dict:
+    if arch not in ARCHITECTURES:
+        raise DSMLabError(f"unknown architecture '{arch}': use one of {', '.join(ARCHITECTURES)}")
+    config = copy.deepcopy(ARCHITECTURES[arch])
+    if vad_heads:
+        config |= {"extra_heads_num_heads": 4, "extra_heads_dim": 6}
+    return config

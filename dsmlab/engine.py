@@ -1,0 +1,279 @@
+"""The streaming engine: B slots stepped together, frame by frame, on moshi's streaming state.
+
+Each slot holds one stream. A slot whose stream is over is masked out (moshi's exec mask: its
+state does not move) and a new stream can take it after a per-slot reset, as moshi-server's
+batched ASR does. `Engine.run` uses this for continuous batching of many offline inputs.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Hashable, Iterable, Iterator, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from moshi.models import LMGen
+
+from .errors import DSMLabError
+from .vad import END_OF_TURN_HEAD
+
+if TYPE_CHECKING:
+    from .model import DSMModel
+
+
+@dataclass
+class StepOutput:
+    """What one slot produced on one step."""
+
+    slot: int
+    frame: int  # index of the frame in the slot's stream, from 0
+    token: int
+    time: float  # stream seconds fed to the slot, this frame included
+    end_of_turn: float | None  # VAD end-of-turn probability, when the model has the heads
+
+
+@dataclass
+class StreamResult:
+    """One finished stream of `Engine.run`: a token (and VAD probability) per frame fed."""
+
+    key: Hashable
+    tokens: np.ndarray  # int64 [frames]
+    end_of_turn: np.ndarray | None  # float32 [frames]
+
+
+@dataclass
+class FlushResult:
+    """The flush trick on some slots: silence pushed at once instead of in real time."""
+
+    slots: list[int]
+    frames: int  # silent frames pushed
+    tokens: np.ndarray  # int64 [len(slots), frames]
+    step_wall_s: list[float]  # wall time from the flush's start to the end of each step
+    stream_time: list[float]  # stream seconds of the first slot after each flush step
+    padding_id: int
+
+    @property
+    def wall_s(self) -> float:
+        return self.step_wall_s[-1]
+
+    def last_text_step(self, row: int = 0) -> int | None:
+        """The flush step at which the slot's last text token came out, if any did."""
+        steps = np.nonzero(self.tokens[row] > self.padding_id)[0]
+        return int(steps[-1]) if len(steps) else None
+
+
+def flush_frames(delay_s: float, frame_rate: float = 12.5) -> int:
+    """Silent frames that push every pending word out: ceil(delay / frame) + 1."""
+    return math.ceil(round(delay_s * frame_rate, 6)) + 1
+
+
+class Engine:
+    """Batched frame-by-frame DSM inference. Use as `with model.streaming(batch_size) as engine`."""
+
+    def __init__(self, model: DSMModel, batch_size: int):
+        if batch_size < 1:
+            raise DSMLabError(f"batch size must be at least 1, got {batch_size}")
+        self.model = model
+        self.batch_size = batch_size
+        # Greedy text decoding, as Kyutai evaluates (temp 0).
+        self.lm_gen = LMGen(model.lm, use_sampling=False, temp=0.0, temp_text=0.0)
+        self.frames_fed = np.zeros(batch_size, dtype=np.int64)
+        self._active = torch.ones(batch_size, dtype=torch.bool)
+        self._stack: ExitStack | None = None
+
+    def __enter__(self) -> Engine:
+        self._stack = ExitStack()
+        self._stack.enter_context(self.model.mimi.streaming(self.batch_size))
+        self._stack.enter_context(self.lm_gen.streaming(self.batch_size))
+        self.frames_fed[:] = 0
+        self._active[:] = True
+        return self
+
+    def __exit__(self, *exc) -> None:
+        assert self._stack is not None
+        self._stack.close()
+        self._stack = None
+
+    @torch.no_grad()
+    def step_tensors(
+        self, frames: torch.Tensor, active: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Advance the active slots by one frame; no host sync.
+
+        `frames` is [B, 1920] or [B, 1, 1920] of 24 kHz audio; `active` a bool [B] mask (all by
+        default). Returns the text token per slot ([B], on the device; -2 for inactive slots) and
+        the end-of-turn probabilities ([B]) when the model has VAD heads, else None.
+        """
+        if self._stack is None:
+            raise DSMLabError("the engine is not running; use `with model.streaming(B) as engine`")
+        frames = self._check_frames(frames)
+        if active is None:
+            active = torch.ones(self.batch_size, dtype=torch.bool)
+        active = active.to(dtype=torch.bool, device="cpu")
+        if not torch.equal(active, self._active):
+            self._set_active(active)
+        codes = self.model.mimi.encode(frames)
+        end_of_turn = None
+        if self.model.has_vad:
+            out, heads = self.lm_gen.step_with_extra_heads(codes)
+            end_of_turn = heads[END_OF_TURN_HEAD][:, 0, 0]
+        else:
+            out = self.lm_gen.step(codes)
+        self.frames_fed += active.numpy()
+        return out[:, 0, 0], end_of_turn
+
+    def step(self, frames: torch.Tensor, active: torch.Tensor | None = None) -> list[StepOutput]:
+        """`step_tensors`, brought to the host: one `StepOutput` per active slot."""
+        tokens, end_of_turn = self.step_tensors(frames, active)
+        tokens_cpu = tokens.cpu().tolist()
+        eot_cpu = end_of_turn.float().cpu().tolist() if end_of_turn is not None else None
+        slots = range(self.batch_size) if active is None else torch.nonzero(active).flatten()
+        outputs = []
+        for slot in (int(s) for s in slots):
+            frame = int(self.frames_fed[slot]) - 1
+            outputs.append(
+                StepOutput(
+                    slot=slot,
+                    frame=frame,
+                    token=tokens_cpu[slot],
+                    time=(frame + 1) / self.model.frame_rate,
+                    end_of_turn=eot_cpu[slot] if eot_cpu is not None else None,
+                )
+            )
+        return outputs
+
+    def reset(self, slots: torch.Tensor) -> None:
+        """Start fresh streams in the slots of the bool mask `slots` (others are untouched)."""
+        slots = slots.to(dtype=torch.bool, device="cpu")
+        self.model.mimi.reset_streaming(slots.to(self.model.device))
+        self.lm_gen.reset_streaming(slots.to(self.model.device))
+        self._active |= slots  # moshi's reset re-activates the slots it resets
+        self.frames_fed[slots.numpy()] = 0
+
+    def flush(self, slots: Sequence[int]) -> FlushResult:
+        """The flush trick: push `flush_frames(delay)` silent frames into `slots` at once.
+
+        Other slots are masked out meanwhile and keep their state. Syncs after every step to
+        time it, so `step_wall_s` is the wall time a caller waits for each flushed token.
+        """
+        slots = [int(s) for s in slots]
+        n = flush_frames(self.model.delay_s, self.model.frame_rate)
+        mask = torch.zeros(self.batch_size, dtype=torch.bool)
+        mask[slots] = True
+        previous = self._active.clone()
+        silence = torch.zeros(self.batch_size, 1, self.model.frame_size, device=self.model.device)
+        tokens, walls, times = [], [], []
+        _sync(self.model.device)
+        start = time.perf_counter()
+        for _ in range(n):
+            step_tokens, _ = self.step_tensors(silence, mask)
+            tokens.append(step_tokens[slots].cpu())  # syncs
+            walls.append(time.perf_counter() - start)
+            times.append(self.frames_fed[slots[0]] / self.model.frame_rate)
+        self._set_active(previous)
+        return FlushResult(
+            slots=slots,
+            frames=n,
+            tokens=torch.stack(tokens, dim=1).numpy(),
+            step_wall_s=walls,
+            stream_time=times,
+            padding_id=self.model.padding_id,
+        )
+
+    def run(self, streams: Iterable[tuple[Hashable, torch.Tensor]]) -> Iterator[StreamResult]:
+        """Continuous batching: feed each (key, pcm) stream through a free slot, yield as done.
+
+        `pcm` is 1-D 24 kHz audio whose length is a multiple of the frame size (see
+        `transcribe.pad_for_model`). Every stream gets the tokens it would get alone.
+        """
+        pending = iter(streams)
+        frame_size = self.model.frame_size
+        slots: list[_Slot | None] = [None] * self.batch_size
+        history: list[torch.Tensor] = []
+        eot_history: list[torch.Tensor] = []
+        step_index = 0
+        exhausted = False
+        while True:
+            fresh = torch.zeros(self.batch_size, dtype=torch.bool)
+            for s in range(self.batch_size):
+                if slots[s] is None and not exhausted:
+                    item = next(pending, None)
+                    if item is None:
+                        exhausted = True
+                        continue
+                    key, pcm = item
+                    if pcm.ndim != 1 or pcm.numel() == 0 or pcm.numel() % frame_size:
+                        raise DSMLabError(
+                            f"stream {key!r}: expected 1-D audio of a positive multiple of "
+                            f"{frame_size} samples, got shape {tuple(pcm.shape)}"
+                        )
+                    slots[s] = _Slot(key, pcm.to(self.model.device), step_index)
+                    fresh[s] = True
+            if fresh.any():
+                self.reset(fresh)
+            active = torch.tensor([slot is not None for slot in slots])
+            if not active.any():
+                return
+            frames = torch.zeros(self.batch_size, 1, frame_size, device=self.model.device)
+            for s, slot in enumerate(slots):
+                if slot is not None:
+                    start = slot.frames_done * frame_size
+                    frames[s, 0] = slot.pcm[start : start + frame_size]
+                    slot.frames_done += 1
+            tokens, end_of_turn = self.step_tensors(frames, active)
+            history.append(tokens)
+            if end_of_turn is not None:
+                eot_history.append(end_of_turn)
+            step_index += 1
+            for s, slot in enumerate(slots):
+                if slot is not None and slot.frames_done * frame_size == slot.pcm.numel():
+                    yield self._collect(slot, s, history, eot_history)
+                    slots[s] = None
+            oldest = min((x.first_step for x in slots if x is not None), default=step_index)
+            # Only history still needed by a running stream is kept.
+            if oldest > 0 and oldest - (step_index - len(history)) > 256:
+                drop = oldest - (step_index - len(history))
+                del history[:drop]
+                del eot_history[:drop]
+
+    def _collect(
+        self, slot: _Slot, s: int, history: list[torch.Tensor], eot_history: list[torch.Tensor]
+    ) -> StreamResult:
+        n = slot.frames_done
+        tokens = torch.stack(history[-n:])[:, s].cpu().numpy()
+        eot = torch.stack(eot_history[-n:])[:, s].float().cpu().numpy() if eot_history else None
+        return StreamResult(slot.key, tokens, eot)
+
+    def _set_active(self, active: torch.Tensor) -> None:
+        device_mask = active.to(self.model.device)
+        self.model.mimi.set_exec_mask(device_mask)
+        self.lm_gen.set_exec_mask(device_mask)
+        self._active = active.clone()
+
+    def _check_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        if frames.ndim == 2:
+            frames = frames[:, None]
+        expected = (self.batch_size, 1, self.model.frame_size)
+        if tuple(frames.shape) != expected:
+            raise DSMLabError(
+                f"expected frames of shape {list(expected)} (batch, channel, samples), "
+                f"got {list(frames.shape)}"
+            )
+        return frames.to(device=self.model.device, dtype=torch.float32)
+
+
+@dataclass
+class _Slot:
+    key: Hashable
+    pcm: torch.Tensor
+    first_step: int
+    frames_done: int = 0
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

@@ -1,0 +1,117 @@
+"""Token stream -> words with timestamps.
+
+In a DSM text stream token 0 ends a run of padding: the word that follows starts on the next
+frame. A word's start is its first frame, its end the next word's start; times are frame / 12.5
+minus the silence prefix and the delay (Kyutai's convention, scripts/stt_from_file_pytorch.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+from sentencepiece import SentencePieceProcessor
+
+WORD_START = "\u2581"  # sentencepiece's word-start mark
+UNCLOSED_WORD_S = 1.0  # a last word with no closing boundary ends at most this long after it starts
+
+
+@dataclass
+class Word:
+    word: str
+    start: float  # seconds into the original audio
+    end: float
+    emitted: float  # audio time at which the word's last token came out of the model
+
+    def to_dict(self) -> dict:
+        return {k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(self).items()}
+
+
+@dataclass
+class _Span:
+    ids: list[int]
+    first: int  # frame of the first token
+    last: int  # frame of the last token
+    start: float  # frame where the word starts (may precede `first`)
+
+
+def words_from_tokens(
+    tokens: Sequence[int],
+    tokenizer: SentencePieceProcessor,
+    *,
+    prefix_s: float,
+    delay_s: float,
+    frame_rate: float = 12.5,
+    padding_id: int = 3,
+    end_of_padding_id: int = 0,
+    audio_end: float | None = None,
+) -> list[Word]:
+    """Words from one stream's tokens, one per frame from the first frame fed.
+
+    Handles several words between two boundaries (each starts at its own first token) and a
+    last word with no closing boundary (it ends `UNCLOSED_WORD_S` later, or at the stream end).
+    Times are clipped to [0, audio_end] when `audio_end` is given.
+    """
+    tokens = [int(t) for t in tokens]
+    segments = _segments(tokens, padding_id, end_of_padding_id, frame_rate)
+    spans: list[tuple[_Span, float]] = []  # (word, frame where the segment ends)
+    for seg_start, seg_end in segments:
+        words_here: list[_Span] = []
+        for pos in range(seg_start, int(min(seg_end, len(tokens)))):
+            token = tokens[pos]
+            if token <= padding_id:
+                continue
+            starts_word = tokenizer.id_to_piece(token).startswith(WORD_START)
+            if words_here and not starts_word:
+                words_here[-1].ids.append(token)
+                words_here[-1].last = pos
+            elif not words_here and not starts_word and spans:
+                spans[-1][0].ids.append(token)  # a word split across a boundary: keep it whole
+                spans[-1][0].last = pos
+                spans[-1] = (spans[-1][0], seg_end)
+            else:
+                start = seg_start if not words_here else pos
+                words_here.append(_Span([token], pos, pos, start))
+        for i, span in enumerate(words_here):
+            end = words_here[i + 1].start if i + 1 < len(words_here) else seg_end
+            spans.append((span, end))
+
+    offset = prefix_s + delay_s
+    limit = float("inf") if audio_end is None else audio_end
+
+    def clock(frame: float) -> float:
+        return min(max(0.0, frame / frame_rate - offset), limit)
+
+    words = []
+    for span, end in spans:
+        text = tokenizer.decode(span.ids).strip()
+        if text:
+            emitted = (span.last + 1) / frame_rate - prefix_s
+            words.append(Word(text, clock(span.start), clock(end), emitted))
+    return words
+
+
+def _segments(
+    tokens: list[int], padding_id: int, end_of_padding_id: int, frame_rate: float
+) -> list[tuple[int, float]]:
+    """[start, end) frame ranges between boundaries; text before the first boundary counts."""
+    boundaries = [i for i, t in enumerate(tokens) if t == end_of_padding_id]
+    starts = [b + 1 for b in boundaries]
+    first_text = next((i for i, t in enumerate(tokens) if t > padding_id), None)
+    if first_text is not None and (not boundaries or first_text < boundaries[0]):
+        starts.insert(0, first_text)
+    segments: list[tuple[int, float]] = []
+    for i, start in enumerate(starts):
+        if i + 1 < len(starts):
+            end: float = starts[i + 1] - 1  # the next boundary
+        else:
+            end = min(len(tokens), start + UNCLOSED_WORD_S * frame_rate)
+        segments.append((start, end))
+    return segments
+
+
+def decode_text(
+    tokens: Sequence[int], tokenizer: SentencePieceProcessor, padding_id: int = 3
+) -> str:
+    """The transcript: every token above the padding id, decoded at once."""
+    return tokenizer.decode([int(t) for t in tokens if int(t) > padding_id])
