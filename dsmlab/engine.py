@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 from moshi.models import LMGen
+from moshi.utils.compile import no_compile
 
 from .errors import DSMLabError
 from .vad import END_OF_TURN_HEAD
@@ -87,6 +88,10 @@ class Engine:
 
     def __enter__(self) -> Engine:
         self._stack = ExitStack()
+        if self.model.device.type == "cpu":
+            # moshi torch.compiles a few functions on first use: on CPU that costs ~9 s per
+            # process and runs slower than eager afterwards (measured on the tiny model).
+            self._stack.enter_context(no_compile())
         self._stack.enter_context(self.model.mimi.streaming(self.batch_size))
         self._stack.enter_context(self.lm_gen.streaming(self.batch_size))
         self.frames_fed[:] = 0
