@@ -54,7 +54,6 @@ def main(argv: list[str] | None = None) -> int:
 def _transcribe(args: argparse.Namespace) -> int:
     from .audio import load_audio
     from .checkpoint import load
-    from .vad import end_of_turn_frames
 
     pcms = [load_audio(f) for f in args.files]  # fail on a bad file before loading the model
     model = load(args.model, device=args.device)
@@ -70,10 +69,7 @@ def _transcribe(args: argparse.Namespace) -> int:
         progress=len(pcms) > 1 and not args.json,
     )
     for path, tr in zip(args.files, transcripts, strict=True):
-        ends: list[float] = []
-        if args.vad and tr.end_of_turn is not None:
-            frames = end_of_turn_frames(tr.end_of_turn, args.vad_threshold, args.vad_hold)
-            ends = [round((f + 1) / model.frame_rate - model.prefix_s, 3) for f in frames]
+        ends = tr.end_of_turn_times(args.vad_threshold, args.vad_hold) if args.vad else []
         if args.json:
             record = {"file": path, **tr.to_dict()}
             if not args.vad:

@@ -54,7 +54,7 @@ class FlushResult:
     frames: int  # silent frames pushed
     tokens: np.ndarray  # int64 [len(slots), frames]
     step_wall_s: list[float]  # wall time from the flush's start to the end of each step
-    stream_time: list[float]  # stream seconds of the first slot after each flush step
+    stream_time: np.ndarray  # [len(slots), frames]: stream seconds fed after each step
     padding_id: int
 
     @property
@@ -62,9 +62,16 @@ class FlushResult:
         return self.step_wall_s[-1]
 
     def last_text_step(self, row: int = 0) -> int | None:
-        """The flush step at which the slot's last text token came out, if any did."""
+        """The flush step at which slot `slots[row]`'s last text token came out, if any."""
         steps = np.nonzero(self.tokens[row] > self.padding_id)[0]
         return int(steps[-1]) if len(steps) else None
+
+    def last_text(self, row: int = 0) -> tuple[float, float] | None:
+        """(stream time, wall seconds into the flush) at which the last text token came out."""
+        step = self.last_text_step(row)
+        if step is None:
+            return None
+        return float(self.stream_time[row, step]), self.step_wall_s[step]
 
 
 def flush_frames(delay_s: float, frame_rate: float = 12.5) -> int:
@@ -75,13 +82,17 @@ def flush_frames(delay_s: float, frame_rate: float = 12.5) -> int:
 class Engine:
     """Batched frame-by-frame DSM inference. Use as `with model.streaming(batch_size) as engine`."""
 
-    def __init__(self, model: DSMModel, batch_size: int):
+    def __init__(self, model: DSMModel, batch_size: int, temperature: float = 0.0):
         if batch_size < 1:
             raise DSMLabError(f"batch size must be at least 1, got {batch_size}")
+        if temperature < 0:
+            raise DSMLabError(f"temperature must be >= 0, got {temperature}")
         self.model = model
         self.batch_size = batch_size
-        # Greedy text decoding, as Kyutai evaluates (temp 0).
-        self.lm_gen = LMGen(model.lm, use_sampling=False, temp=0.0, temp_text=0.0)
+        # Greedy text decoding by default, as Kyutai evaluates; temperature > 0 samples.
+        self.lm_gen = LMGen(
+            model.lm, use_sampling=temperature > 0, temp=temperature, temp_text=temperature
+        )
         self.frames_fed = np.zeros(batch_size, dtype=np.int64)
         self._active = torch.ones(batch_size, dtype=torch.bool)
         self._stack: ExitStack | None = None
@@ -178,14 +189,14 @@ class Engine:
             step_tokens, _ = self.step_tensors(silence, mask)
             tokens.append(step_tokens[slots].cpu())  # syncs
             walls.append(time.perf_counter() - start)
-            times.append(self.frames_fed[slots[0]] / self.model.frame_rate)
+            times.append(self.frames_fed[slots] / self.model.frame_rate)
         self._set_active(previous)
         return FlushResult(
             slots=slots,
             frames=n,
             tokens=torch.stack(tokens, dim=1).numpy(),
             step_wall_s=walls,
-            stream_time=times,
+            stream_time=np.stack(times, axis=1),
             padding_id=self.model.padding_id,
         )
 

@@ -55,11 +55,11 @@ class DSMModel:
     def delay_frames(self) -> int:
         return round(self.delay_s * self.frame_rate)
 
-    def streaming(self, batch_size: int = 1) -> Engine:
+    def streaming(self, batch_size: int = 1, temperature: float = 0.0) -> Engine:
         """A batched frame-by-frame engine: `with model.streaming(8) as engine: engine.step(..)`."""
         from .engine import Engine
 
-        return Engine(self, batch_size)
+        return Engine(self, batch_size, temperature)
 
     def transcribe(
         self, audio: AudioInput, sample_rate: int | None = None, **options

@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 from .audio import AudioInput, load_audio
 from .errors import DSMLabError
 from .timing import Word, decode_text, words_from_tokens
+from .vad import end_of_turn_frames
 
 if TYPE_CHECKING:
     from .model import DSMModel
@@ -32,6 +33,14 @@ class Transcript:
     model: str
     delay_s: float
     prefix_s: float
+    frame_rate: float = 12.5
+
+    def end_of_turn_times(self, threshold: float = 0.5, hold_frames: int = 1) -> list[float]:
+        """Audio times (s) at which an `EndOfTurnDetector` fires on this transcript's VAD."""
+        if self.end_of_turn is None:
+            return []
+        frames = end_of_turn_frames(self.end_of_turn, threshold, hold_frames)
+        return [round((f + 1) / self.frame_rate - self.prefix_s, 4) for f in frames]
 
     def to_dict(self) -> dict:
         return {
@@ -145,4 +154,5 @@ def to_transcript(
         model=model.name,
         delay_s=model.delay_s,
         prefix_s=model.prefix_s,
+        frame_rate=model.frame_rate,
     )

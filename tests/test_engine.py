@@ -78,7 +78,12 @@ def test_flush_equals_feeding_the_silence_in_real_time(tiny):
     assert flushed.frames == n
     assert flushed.tokens[0].tolist() == realtime
     assert len(flushed.step_wall_s) == n and flushed.wall_s > 0
-    assert flushed.stream_time[-1] == pytest.approx((len(speech) + n) / 12.5)
+    assert flushed.stream_time[0, -1] == pytest.approx((len(speech) + n) / 12.5)
+    step = flushed.last_text_step()
+    if step is None:
+        assert flushed.last_text() is None
+    else:
+        assert flushed.last_text() == (flushed.stream_time[0, step], flushed.step_wall_s[step])
 
 
 def test_flush_leaves_the_other_slots_untouched(tiny):
@@ -105,3 +110,14 @@ def test_engine_rejects_bad_frames_and_use_outside_context(tiny):
             engine.step(torch.zeros(2, 1000))
     with pytest.raises(DSMLabError, match="batch size"):
         tiny.streaming(0)
+    with pytest.raises(DSMLabError, match="temperature"):
+        tiny.streaming(1, temperature=-1.0)
+
+
+def test_sampling_with_a_temperature_departs_from_greedy(tiny):
+    frames = kyutai_padding(make_audio(2.0, seed=12), tiny).view(-1, 1, 1920)
+    greedy = plain_loop(tiny, frames.flatten())
+    torch.manual_seed(0)
+    with tiny.streaming(1, temperature=5.0) as engine:
+        sampled = [engine.step(frame)[0].token for frame in frames]
+    assert len(sampled) == len(greedy) and sampled != greedy
