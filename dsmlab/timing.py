@@ -49,15 +49,16 @@ def words_from_tokens(
     """Words from one stream's tokens, one per frame from the first frame fed.
 
     Handles several words between two boundaries (each starts at its own first token) and a
-    last word with no closing boundary (it ends `UNCLOSED_WORD_S` later, or at the stream end).
+    last word with no closing boundary: all its tokens count, and it ends `UNCLOSED_WORD_S`
+    after its start (or after its last token, or at the stream end).
     Times are clipped to [0, audio_end] when `audio_end` is given.
     """
     tokens = [int(t) for t in tokens]
     segments = _segments(tokens, padding_id, end_of_padding_id, frame_rate)
-    spans: list[tuple[_Span, float]] = []  # (word, frame where the segment ends)
-    for seg_start, seg_end in segments:
+    spans: list[tuple[_Span, float]] = []  # (word, frame where it ends)
+    for seg_start, seg_stop, closed in segments:
         words_here: list[_Span] = []
-        for pos in range(seg_start, int(min(seg_end, len(tokens)))):
+        for pos in range(seg_start, seg_stop):
             token = tokens[pos]
             if token <= padding_id:
                 continue
@@ -68,12 +69,19 @@ def words_from_tokens(
             elif not words_here and not starts_word and spans:
                 spans[-1][0].ids.append(token)  # a word split across a boundary: keep it whole
                 spans[-1][0].last = pos
-                spans[-1] = (spans[-1][0], seg_end)
+                spans[-1] = (spans[-1][0], seg_stop)
             else:
                 start = seg_start if not words_here else pos
                 words_here.append(_Span([token], pos, pos, start))
         for i, span in enumerate(words_here):
-            end = words_here[i + 1].start if i + 1 < len(words_here) else seg_end
+            if i + 1 < len(words_here):
+                end: float = words_here[i + 1].start
+            elif closed:
+                end = seg_stop  # the next boundary
+            else:  # no closing boundary: at most UNCLOSED_WORD_S after the word starts
+                end = min(
+                    max(span.start + UNCLOSED_WORD_S * frame_rate, span.last + 1), len(tokens)
+                )
             spans.append((span, end))
 
     offset = prefix_s + delay_s
@@ -93,20 +101,19 @@ def words_from_tokens(
 
 def _segments(
     tokens: list[int], padding_id: int, end_of_padding_id: int, frame_rate: float
-) -> list[tuple[int, float]]:
-    """[start, end) frame ranges between boundaries; text before the first boundary counts."""
+) -> list[tuple[int, int, bool]]:
+    """(start, stop, closed): frames between boundaries; text before the first one counts."""
     boundaries = [i for i, t in enumerate(tokens) if t == end_of_padding_id]
     starts = [b + 1 for b in boundaries]
     first_text = next((i for i, t in enumerate(tokens) if t > padding_id), None)
     if first_text is not None and (not boundaries or first_text < boundaries[0]):
         starts.insert(0, first_text)
-    segments: list[tuple[int, float]] = []
+    segments = []
     for i, start in enumerate(starts):
         if i + 1 < len(starts):
-            end: float = starts[i + 1] - 1  # the next boundary
+            segments.append((start, starts[i + 1] - 1, True))  # up to the next boundary
         else:
-            end = min(len(tokens), start + UNCLOSED_WORD_S * frame_rate)
-        segments.append((start, end))
+            segments.append((start, len(tokens), False))
     return segments
 
 

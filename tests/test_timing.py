@@ -45,6 +45,15 @@ def test_last_word_without_closing_boundary_lasts_at_most_one_second():
     assert words(tokens) == [("hello", 0.08, 0.08 + 1.0, 0.16)]
 
 
+def test_late_tokens_of_an_unclosed_segment_are_kept():
+    # "wor" then, 20 frames later (past the 1 s cap), "ld" and a new word "a"
+    tokens = [0, 5] + [3] * 20 + [6, 3, 7, 3]
+    assert words(tokens) == [
+        ("world", 1 / 12.5, 24 / 12.5, 23 / 12.5),
+        ("a", 24 / 12.5, 26 / 12.5, 25 / 12.5),
+    ]
+
+
 def test_times_subtract_prefix_and_delay_and_clip_to_the_audio():
     tokens = [3] * 5 + [0, 4, 3, 3, 0, 5, 6] + [3] * 20
     # offset 0.4 s; hello starts at frame 6 (0.48 s -> 0.08), world at frame 10 (0.8 -> 0.4)

@@ -1,0 +1,190 @@
+"""Every metric, computed once: WER/CER (jiwer), word matching, timestamp error, tcpWER
+(meeteval), latency. Inputs are the utterance records of `utterances.jsonl`."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+from collections.abc import Callable, Sequence
+
+import jiwer
+import numpy as np
+from whisper_normalizer.basic import BasicTextNormalizer
+from whisper_normalizer.english import EnglishTextNormalizer
+
+TOLERANCES_S = (0.04, 0.08, 0.2)
+
+
+def normalizer(language: str = "en") -> Callable[[str], str]:
+    """The Whisper English normalizer (as the Open ASR Leaderboard), a basic one otherwise."""
+    return EnglishTextNormalizer() if language == "en" else BasicTextNormalizer()
+
+
+def word_tokens(words: Sequence[dict], normalize: Callable[[str], str]) -> list[dict]:
+    """Timed words -> normalized tokens; a word that normalizes to several keeps its times."""
+    tokens = []
+    for w in words:
+        for token in normalize(str(w["word"])).split():
+            tokens.append({**w, "word": token})
+    return tokens
+
+
+def match_words(
+    ref_words: Sequence[dict], hyp_words: Sequence[dict], normalize: Callable[[str], str]
+) -> list[dict]:
+    """Reference and hypothesis words paired through the WER alignment (hits only)."""
+    ref, hyp = word_tokens(ref_words, normalize), word_tokens(hyp_words, normalize)
+    if not ref or not hyp:
+        return []
+    output = jiwer.process_words(" ".join(w["word"] for w in ref), " ".join(w["word"] for w in hyp))
+    matches = []
+    for chunk in output.alignments[0]:
+        if chunk.type != "equal":
+            continue
+        for k in range(chunk.ref_end_idx - chunk.ref_start_idx):
+            r, h = ref[chunk.ref_start_idx + k], hyp[chunk.hyp_start_idx + k]
+            matches.append(
+                {
+                    "word": r["word"],
+                    "ref_start": r["start"],
+                    "ref_end": r["end"],
+                    "hyp_start": h["start"],
+                    "hyp_end": h["end"],
+                    "emitted": h.get("emitted"),
+                    "latency": None
+                    if h.get("emitted") is None
+                    else round(h["emitted"] - r["end"], 4),
+                }
+            )
+    return matches
+
+
+def wer_metrics(records: Sequence[dict]) -> dict:
+    """Corpus WER and CER, mean per-utterance WER, and the error counts, on normalized text."""
+    scored = [r for r in records if r["status"] == "ok"]
+    summary = {
+        "utterances": len(scored),
+        "failed": sum(r["status"] == "failed" for r in records),
+        "skipped": sum(r["status"] == "skipped" for r in records),
+        "audio_s": round(sum(r["audio_s"] for r in scored), 3),
+    }
+    if not scored:
+        return summary
+    refs = [r["ref_norm"] for r in scored]
+    hyps = [r["hyp_norm"] for r in scored]
+    words = jiwer.process_words(refs, hyps)
+    per_utterance = [jiwer.process_words(r, h).wer for r, h in zip(refs, hyps, strict=True)]
+    return summary | {
+        "wer": words.wer,
+        "mean_utterance_wer": float(np.mean(per_utterance)),
+        "cer": jiwer.process_characters(refs, hyps).cer,
+        "substitutions": words.substitutions,
+        "deletions": words.deletions,
+        "insertions": words.insertions,
+        "hits": words.hits,
+        "reference_words": words.hits + words.substitutions + words.deletions,
+    }
+
+
+def utterance_wer(ref_norm: str, hyp_norm: str) -> float:
+    return jiwer.process_words(ref_norm, hyp_norm).wer
+
+
+def timestamp_metrics(
+    records: Sequence[dict], normalize: Callable[[str], str], collar_s: float = 0.2
+) -> dict:
+    """Start/end error of matched words, share within tolerances, and tcpWER (meeteval)."""
+    timed = [r for r in records if r["status"] == "ok" and r.get("ref_words")]
+    matches = [m for r in timed for m in r["matches"]]
+    summary: dict = {
+        "timed_utterances": len(timed),
+        "matched_words": len(matches),
+        "reference_words": sum(len(r["ref_words"]) for r in timed),
+    }
+    if matches:
+        for edge in ("start", "end"):
+            errors = np.abs([m[f"hyp_{edge}"] - m[f"ref_{edge}"] for m in matches])
+            summary[f"{edge}_abs_mean_s"] = float(errors.mean())
+            summary[f"{edge}_abs_median_s"] = float(np.median(errors))
+            for tol in TOLERANCES_S:
+                summary[f"{edge}_within_{round(tol * 1000)}ms"] = float((errors <= tol).mean())
+    if timed:
+        summary["tcpwer"] = tcpwer(timed, normalize, collar_s)
+        summary["tcpwer_collar_s"] = collar_s
+    return summary
+
+
+def tcpwer(records: Sequence[dict], normalize: Callable[[str], str], collar_s: float) -> float:
+    """Time-constrained WER over utterances (one session each), from meeteval."""
+    from meeteval.wer import combine_error_rates
+    from meeteval.wer import tcpwer as meeteval_tcpwer
+
+    def segments(record: dict, key: str) -> list[dict]:
+        return [
+            {
+                "session_id": str(record["index"]),
+                "speaker": "A",
+                "start_time": w["start"],
+                "end_time": max(w["end"], w["start"]),
+                "words": w["word"],
+            }
+            for w in word_tokens(record[key], normalize)
+        ]
+
+    ref = [s for r in records for s in segments(r, "ref_words")]
+    hyp = [s for r in records for s in segments(r, "words")]
+    # meeteval complains on stderr when words outlast the collar; the number is what we need.
+    with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
+        warnings.simplefilter("ignore")
+        per_session = meeteval_tcpwer(
+            ref,
+            hyp,
+            collar=collar_s,
+            ref_pseudo_word_timing="equidistant_intervals",
+            hyp_pseudo_word_timing="equidistant_intervals",
+        )
+    return float(combine_error_rates(*per_session.values()).error_rate)
+
+
+def latency_metrics(records: Sequence[dict]) -> dict:
+    """Per-word emission latency (emitted - reference end) and finalization without flush."""
+    ok = [r for r in records if r["status"] == "ok"]
+    latencies = [m["latency"] for r in ok for m in r.get("matches", []) if m["latency"] is not None]
+    finals = [r["finalization_s"] for r in ok if r.get("finalization_s") is not None]
+    summary: dict = {"latency_words": len(latencies)}
+    summary |= _stats("word_latency", latencies)
+    summary |= _stats("finalization_no_flush", finals)
+    return summary
+
+
+def finalization_s(hyp_words: Sequence[dict], audio_s: float) -> float | None:
+    """Audio time from the end of the audio until the last word came out (0 if before)."""
+    if not hyp_words:
+        return None
+    return round(max(0.0, max(w["emitted"] for w in hyp_words) - audio_s), 4)
+
+
+def flush_metrics(
+    flush_latencies: Sequence[float], step_s: float, batch_size: int, frame_s: float = 0.08
+) -> dict:
+    """Finalization with the flush trick, and what one step costs at `batch_size`."""
+    return _stats("finalization_flush", flush_latencies) | {
+        "step_ms": step_s * 1000,
+        "step_batch_size": batch_size,
+        "realtime_factor": frame_s / step_s,
+        # optimistic: assumes the step cost does not grow with the batch beyond `batch_size`
+        "streams_realtime_estimate": int(batch_size * frame_s / step_s),
+    }
+
+
+def _stats(name: str, values: Sequence[float]) -> dict:
+    if not values:
+        return {}
+    v = np.asarray(values, dtype=float)
+    return {
+        f"{name}_median_s": float(np.median(v)),
+        f"{name}_p90_s": float(np.percentile(v, 90)),
+        f"{name}_max_s": float(v.max()),
+        f"{name}_mean_s": float(v.mean()),
+    }

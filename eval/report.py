@@ -1,0 +1,199 @@
+"""python -m eval.report RUN_DIR... --out DIR: one Markdown and one self-contained HTML report.
+
+Tables of every metric, the plots (embedded in the HTML), the environment, the worst
+utterances, and the exact command lines to reproduce each run. Dataset text is escaped: a
+transcript cannot inject markup into the page.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import html
+import json
+import sys
+from pathlib import Path
+
+import dsmlab
+
+from . import runner
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m eval.report", description=__doc__)
+    parser.add_argument("runs", nargs="+", type=Path, help="run directories (with results.json)")
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--worst", type=int, default=5, help="worst utterances shown per run")
+    args = parser.parse_args(argv)
+
+    def body() -> int:
+        runs = [load_run(d) for d in _expand(args.runs)]
+        sweeps = [load_sweep(d) for d in args.runs if (d / "sweep.json").is_file()]
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "report.md").write_text(markdown(runs, sweeps, args.worst))
+        (args.out / "report.html").write_text(html_page(runs, sweeps, args.worst))
+        print(f"{args.out / 'report.md'}\n{args.out / 'report.html'}")
+        return 0
+
+    return runner.main_guard(body)
+
+
+def load_run(run_dir: Path) -> dict:
+    path = run_dir / "results.json"
+    if not path.is_file():
+        raise dsmlab.DSMLabError(f"{run_dir}: no results.json; is it an eval run directory?")
+    return {
+        "dir": run_dir,
+        "results": json.loads(path.read_text()),
+        "records": runner.read_records(run_dir),
+        "plots": sorted(run_dir.glob("*.png")),
+    }
+
+
+def load_sweep(sweep_dir: Path) -> dict:
+    sweep = json.loads((sweep_dir / "sweep.json").read_text())
+    return {
+        "dir": sweep_dir,
+        "command": sweep["command"],
+        "rows": sweep["rows"],
+        "plots": sorted(sweep_dir.glob("*.png")),
+    }
+
+
+def _sweep_table(sweep: dict) -> tuple[list[str], list[list[str]]]:
+    header = list(sweep["rows"][0]) if sweep["rows"] else []
+    body = [
+        [f"{v:.4f}" if isinstance(v, float) else str(v) for v in row.values()]
+        for row in sweep["rows"]
+    ]
+    return header, body
+
+
+def _expand(dirs: list[Path]) -> list[Path]:
+    """A sweep directory stands for its model runs (and its own plot comes with them)."""
+    expanded = []
+    for d in dirs:
+        children = (
+            sorted(c for c in d.iterdir() if (c / "results.json").is_file()) if d.is_dir() else []
+        )
+        expanded += children if (d / "sweep.json").is_file() and children else [d]
+    return expanded
+
+
+def _rows(run: dict) -> list[tuple[str, str]]:
+    r = run["results"]
+    rows = [
+        ("model", r["model"]["model"]),
+        ("delay (s)", r["model"]["delay_s"]),
+        ("dataset", f"{r['data']['dataset']} / {r['data']['config']} / {r['data']['split']}"),
+    ]
+    rows += [(k, v) for k, v in r["metrics"].items()]
+    rows += [("RTFx", r["speed"]["rtfx"]), ("device", r["environment"]["device_name"])]
+    return [(k, f"{v:.4f}" if isinstance(v, float) else str(v)) for k, v in rows]
+
+
+def _worst(run: dict, n: int) -> list[dict]:
+    ok = [r for r in run["records"] if r["status"] == "ok"]
+    return sorted(ok, key=lambda r: -r["wer"])[:n]
+
+
+def markdown(runs: list[dict], sweeps: list[dict], worst: int) -> str:
+    def cell(text) -> str:
+        return html.escape(str(text)).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["# dsmlab evaluation report", ""]
+    for sweep in sweeps:
+        header, body = _sweep_table(sweep)
+        lines += [
+            "## Delay sweep",
+            "",
+            "| " + " | ".join(map(cell, header)) + " |",
+            "|" + " --- |" * len(header),
+        ]
+        lines += ["| " + " | ".join(map(cell, row)) + " |" for row in body]
+        lines += ["", "```bash", sweep["command"], "```", ""]
+        lines += [f"![{p.name}]({p.resolve()})" for p in sweep["plots"]] + [""]
+    for run in runs:
+        r = run["results"]
+        lines += [
+            f"## {cell(r['model']['model'])} on {cell(r['data']['dataset'])}",
+            "",
+            "| metric | value |",
+            "| --- | --- |",
+        ]
+        lines += [f"| {cell(k)} | {cell(v)} |" for k, v in _rows(run)]
+        lines += ["", "Reproduce:", "", "```bash", r["command"], "```", ""]
+        lines += [f"![{p.name}]({p.resolve()})" for p in run["plots"]] + [""]
+        lines += [
+            "Worst utterances:",
+            "",
+            "| id | WER | reference | hypothesis |",
+            "| --- | --- | --- | --- |",
+        ]
+        lines += [
+            f"| {cell(u['id'])} | {u['wer']:.2f} | {cell(u['reference'])} | "
+            f"{cell(u['hypothesis'])} |"
+            for u in _worst(run, worst)
+        ]
+        env = r["environment"]
+        lines += [
+            "",
+            f"Environment: {cell(env['device'])} ({cell(env['device_name'])}), "
+            f"git {cell(env['git_commit'])}, "
+            + ", ".join(f"{k} {v}" for k, v in env["packages"].items()),
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def html_page(runs: list[dict], sweeps: list[dict], worst: int) -> str:
+    e = html.escape
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>dsmlab report</title>",
+        "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}"
+        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px}"
+        "img{max-width:100%}</style></head><body><h1>dsmlab evaluation report</h1>",
+    ]
+    for sweep in sweeps:
+        header, body = _sweep_table(sweep)
+        parts.append(
+            "<h2>Delay sweep</h2><table><tr>"
+            + "".join(f"<th>{e(h)}</th>" for h in header)
+            + "</tr>"
+            + "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in body)
+            + "</table>"
+        )
+        parts.append(f"<pre>{e(sweep['command'])}</pre>")
+        parts += [_img(p) for p in sweep["plots"]]
+    for run in runs:
+        r = run["results"]
+        parts.append(f"<h2>{e(str(r['model']['model']))} on {e(str(r['data']['dataset']))}</h2>")
+        parts.append(
+            "<table>"
+            + "".join(f"<tr><td>{e(k)}</td><td>{e(v)}</td></tr>" for k, v in _rows(run))
+            + "</table>"
+        )
+        parts.append(f"<p>Reproduce:</p><pre>{e(r['command'])}</pre>")
+        parts += [_img(p) for p in run["plots"]]
+        parts.append(
+            "<h3>Worst utterances</h3><table><tr><th>id</th><th>WER</th>"
+            "<th>reference</th><th>hypothesis</th></tr>"
+        )
+        parts += [
+            f"<tr><td>{e(str(u['id']))}</td><td>{u['wer']:.2f}</td>"
+            f"<td>{e(u['reference'])}</td><td>{e(u['hypothesis'])}</td></tr>"
+            for u in _worst(run, worst)
+        ]
+        env = r["environment"]
+        parts.append(f"</table><p>Environment: {e(json.dumps(env))}</p>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _img(path: Path) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f"<img alt='{html.escape(path.name)}' src='data:image/png;base64,{data}'>"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

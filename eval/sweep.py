@@ -1,0 +1,87 @@
+"""python -m eval.sweep --model A --model B ... --dataset D --out DIR: the delay trade-off.
+
+Each model brings its own delay (delay is a training-time choice). Every model runs through
+the shared runner into DIR/<model>/ (resumable); the sweep adds finalization with and without
+the flush trick, and writes sweep.json, sweep.csv and against_delay.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import pandas as pd
+
+from . import metrics, plots, runner
+from .latency import latency_summary
+
+COLUMNS = [
+    "model",
+    "delay_s",
+    "wer",
+    "cer",
+    "start_abs_median_s",
+    "end_abs_median_s",
+    "start_within_80ms",
+    "tcpwer",
+    "word_latency_median_s",
+    "finalization_no_flush_median_s",
+    "finalization_flush_median_s",
+    "rtfx",
+]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m eval.sweep", description=__doc__)
+    runner.add_common_args(parser, several_models=True)
+    parser.add_argument("--collar", type=float, default=0.2, help="tcpWER collar (s)")
+    parser.add_argument("--flush-samples", type=int, default=20)
+    args = parser.parse_args(argv)
+
+    def body() -> int:
+        rows = []
+        for spec in args.model:
+            result = runner.run(args, spec, args.out / _dirname(spec))
+            if not result.is_main:
+                continue
+            summary, extra = latency_summary(result, args.flush_samples, args.batch_size)
+            if any(r.get("ref_words") for r in result.records if r["status"] == "ok"):
+                summary |= metrics.timestamp_metrics(
+                    result.records, metrics.normalizer(args.language), args.collar
+                )
+            results = runner.write_results(result, "sweep", summary, extra)
+            rows.append(
+                {
+                    "model": result.model.name,
+                    "delay_s": result.model.delay_s,
+                    **summary,
+                    "rtfx": results["speed"]["rtfx"],
+                }
+            )
+        if not rows:
+            return 0
+        table = pd.DataFrame(rows).reindex(columns=COLUMNS).sort_values("delay_s")
+        table.to_csv(args.out / "sweep.csv", index=False)
+        (args.out / "sweep.json").write_text(
+            json.dumps(
+                {
+                    "command": " ".join(["python -m eval.sweep", *sys.argv[1:]]),
+                    "rows": table.to_dict(orient="records"),
+                },
+                indent=2,
+            )
+        )
+        plots.against_delay(rows, args.out / "against_delay.png")
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+        return 0
+
+    return runner.main_guard(body)
+
+
+def _dirname(spec: str) -> str:
+    return spec.rstrip("/").replace("/", "__").lstrip("._") or "model"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
