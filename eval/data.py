@@ -15,6 +15,7 @@ import datasets
 import numpy as np
 import soundfile
 import torch
+from datasets.distributed import split_dataset_by_node
 
 from dsmlab import DSMLabError, load_audio
 
@@ -112,6 +113,7 @@ def load_eval_data(
     """An alias, a hub dataset id, or local data (save_to_disk dir, parquet, jsonl, audiofolder)."""
     name, config, split = _resolve(spec, config, split)
     dataset = _open(name, config, split, streaming, revision)
+    fingerprint = getattr(dataset, "_fingerprint", None)  # of the whole set, not a shard
     columns = list(dataset.column_names or [])
     text_column = _text_column(columns, text_column, name)
     if "audio" not in columns:
@@ -127,7 +129,7 @@ def load_eval_data(
     else:  # a new column, not a rewrite of the audio bytes
         dataset = dataset.add_column("__index", list(range(size)))
     if world_size > 1:
-        dataset = datasets.distributed.split_dataset_by_node(dataset, rank, world_size)
+        dataset = split_dataset_by_node(dataset, rank, world_size)
         size = None if streaming else len(dataset)
     return EvalData(
         dataset=dataset,
@@ -136,7 +138,7 @@ def load_eval_data(
         split=split,
         revision=revision,
         text_column=text_column,
-        fingerprint=getattr(dataset, "_fingerprint", None),
+        fingerprint=fingerprint,
         size=size,
     )
 
@@ -193,13 +195,10 @@ def _open(name: str, config: str | None, split: str, streaming: bool, revision: 
                 builder, data_files=str(path), split="train", streaming=streaming
             )
             if builder == "json" and "audio" in (loaded.column_names or []):
-                base = path.resolve().parent  # audio paths are relative to the jsonl file
-                loaded = loaded.map(lambda row: {"audio": str(base / row["audio"])})
+                loaded = _resolve_paths(loaded, path.parent, "audio")
             return loaded
         if path.is_dir():
-            return datasets.load_dataset(
-                "audiofolder", data_dir=str(path), split=split, streaming=streaming
-            )
+            return _audiofolder(path, split, streaming)
         return datasets.load_dataset(
             name, config, split=split, streaming=streaming, revision=revision
         )
@@ -207,10 +206,45 @@ def _open(name: str, config: str | None, split: str, streaming: bool, revision: 
         raise
     except Exception as e:  # the hub, the builders and the files each raise their own errors
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if "corresponds to no data" in first:
+            raise DSMLabError(f"{name} ({split}) has no rows") from None
+        hint = (
+            ""
+            if path.exists()
+            else (
+                ". Without network access use HF_DATASETS_OFFLINE=1 with a cached copy, or a "
+                "local path"
+            )
+        )
         raise DSMLabError(
-            f"cannot load dataset {name} (config {config}, split {split}): {first}. Without "
-            "network access use HF_DATASETS_OFFLINE=1 with a cached copy, or a local path"
+            f"cannot load dataset {name} (config {config}, split {split}): {first}{hint}"
         ) from None
+
+
+def _audiofolder(path: Path, split: str, streaming: bool):
+    """An audiofolder: metadata.csv or metadata.jsonl with a file_name column beside the audio
+    (or in a <split>/ subfolder). Read here with the csv/json builders: datasets' own
+    audiofolder builder needs torchcodec (and FFmpeg) just to store the audio."""
+    for folder in (path / split, path):
+        for meta, builder in (("metadata.csv", "csv"), ("metadata.jsonl", "json")):
+            if (folder / meta).is_file():
+                loaded = datasets.load_dataset(
+                    builder, data_files=str(folder / meta), split="train", streaming=streaming
+                )
+                if "file_name" not in (loaded.column_names or []):
+                    raise DSMLabError(f"{folder / meta} has no file_name column")
+                renamed = loaded.rename_column("file_name", "audio")
+                return _resolve_paths(renamed, folder, "audio")
+    raise DSMLabError(
+        f"{path}: a dataset directory holds a save_to_disk dataset, or audio files with "
+        "metadata.csv / metadata.jsonl (a file_name column and a transcript column)"
+    )
+
+
+def _resolve_paths(dataset, base: Path, column: str):
+    """Audio paths in local metadata are relative to the metadata file; {bytes, path} cells."""
+    base = base.resolve()
+    return dataset.map(lambda row: {column: {"bytes": None, "path": str(base / row[column])}})
 
 
 def _text_column(columns: list[str], asked: str | None, name: str) -> str:

@@ -115,6 +115,7 @@ def _transcribe_into(
     total = None if data.size is None else max(0, data.size - len(done))
     bar = tqdm(total=total, unit="utt", disable=rank != 0, dynamic_ncols=True)
     audio_s = 0.0
+    _drop_partial_line(part)
     with part.open("a") as sink:
 
         def write(record: dict) -> None:
@@ -213,6 +214,16 @@ def read_records(out: Path) -> list[dict]:
                 continue  # a line cut by a killed run: that utterance is redone
             records[record["index"]] = record
     return [records[i] for i in sorted(records)]
+
+
+def _drop_partial_line(path: Path) -> None:
+    """Cut a last line left unfinished by a killed run, so appends start on a fresh line."""
+    if not path.exists():
+        return
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        with path.open("r+b") as f:
+            f.truncate(data.rfind(b"\n") + 1)
 
 
 def write_records(path: Path, records: list[dict]) -> None:

@@ -1,0 +1,201 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import datasets
+import pytest
+from evaldata import jsonl_with_files, rows, save_to_disk
+
+from eval import report, runner, wer
+from eval.data import load_eval_data
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def empty_parquet(path):
+    path.mkdir()
+    datasets.Dataset.from_list(rows(1)).select([]).to_parquet(str(path / "empty.parquet"))
+    return str(path / "empty.parquet")
+
+
+def results_without_timing(run_dir):
+    results = json.loads((Path(run_dir) / "results.json").read_text())
+    for key in ("speed", "created", "command"):
+        results.pop(key)
+    results["environment"].pop("git_commit")
+    return results
+
+
+def test_wer_run_writes_records_results_and_plot(tiny_novad_dir, tmp_path, capsys):
+    data = save_to_disk(tmp_path / "ds", n=6, broken=(3,))
+    out = tmp_path / "run"
+    assert (
+        wer.main(
+            [
+                "--model",
+                str(tiny_novad_dir),
+                "--dataset",
+                data,
+                "--out",
+                str(out),
+                "--batch-size",
+                "2",
+            ]
+        )
+        == 0
+    )
+    records = [json.loads(line) for line in (out / "utterances.jsonl").read_text().splitlines()]
+    assert sorted(r["index"] for r in records) == list(range(6))
+    failed = [r for r in records if r["status"] == "failed"]
+    assert [r["id"] for r in failed] == ["utt3"] and "row utt3: cannot decode" in failed[0]["error"]
+    ok = [r for r in records if r["status"] == "ok"]
+    for r in ok:
+        assert r["ref_norm"] == "hello world again" and r["hyp_norm"] is not None
+        assert set(r["words"][0]) == {"word", "start", "end", "emitted"} if r["words"] else True
+        assert r["audio_s"] == pytest.approx(1.0 + 0.25 * (r["index"] % 4))
+    results = json.loads((out / "results.json").read_text())
+    assert results["metrics"]["utterances"] == 5 and results["metrics"]["failed"] == 1
+    assert results["model"]["delay_s"] == 0.24
+    assert results["data"]["split"] == "test" and results["environment"]["packages"]["moshi"]
+    assert results["speed"]["rtfx"] > 0
+    assert (out / "wer_histogram.png").stat().st_size > 1000
+    assert "wer" in capsys.readouterr().out
+
+
+def test_resume_after_a_killed_run_gives_the_same_results(tiny_novad_dir, tmp_path, monkeypatch):
+    data = save_to_disk(tmp_path / "ds", n=7)
+    args = ["--model", str(tiny_novad_dir), "--dataset", data, "--batch-size", "2"]
+    assert wer.main([*args, "--out", str(tmp_path / "whole")]) == 0
+
+    real_record, written = runner.utterance_record, []
+
+    def dies_after_three(*a, **k):
+        if len(written) == 3:
+            raise KeyboardInterrupt  # as a kill would, mid-run
+        written.append(1)
+        return real_record(*a, **k)
+
+    monkeypatch.setattr(runner, "utterance_record", dies_after_three)
+    killed = tmp_path / "killed"
+    assert wer.main([*args, "--out", str(killed)]) == 130
+    lines = (killed / "utterances.jsonl").read_text().splitlines()
+    assert len(lines) == 3 and not (killed / "results.json").exists()
+    with (killed / "utterances.jsonl").open("a") as f:
+        f.write('{"index": 6, "id": "utt6", "sta')  # a line cut by the kill
+    monkeypatch.setattr(runner, "utterance_record", real_record)
+    assert wer.main([*args, "--out", str(killed)]) == 0
+    assert results_without_timing(killed) == results_without_timing(tmp_path / "whole")
+    assert results_without_timing(killed)["metrics"]["utterances"] == 7
+
+
+def test_local_layouts_load(tmp_path):
+    jsonl = load_eval_data(jsonl_with_files(tmp_path / "j"))
+    assert jsonl.text_column == "sentence" and [u.audio.shape[0] for u in jsonl] == [24000] * 3
+    datasets.Dataset.from_list(rows(2)).to_parquet(str(tmp_path / "d.parquet"))
+    parquet = load_eval_data(str(tmp_path / "d.parquet"))
+    assert [u.id for u in parquet] == ["utt0", "utt1"]
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    for i, row in enumerate(rows(2)):
+        (folder / f"{i}.wav").write_bytes(row["audio"]["bytes"])
+    (folder / "metadata.csv").write_text("file_name,transcription\n0.wav,hi there\n1.wav,yes\n")
+    audiofolder = load_eval_data(str(folder), split="train")
+    assert sorted(u.text for u in audiofolder) == ["hi there", "yes"]
+    streamed = load_eval_data(save_to_disk(tmp_path / "s", n=3), streaming=True, max_samples=2)
+    assert [u.index for u in streamed] == [0, 1] and streamed.size is None
+
+
+@pytest.mark.parametrize(
+    ("make", "extra", "message"),
+    [
+        (
+            lambda p: save_to_disk(p, n=2),
+            ["--text-column", "nope"],
+            "no column 'nope'; the columns are id, audio, text, words, speaker_id",
+        ),
+        (lambda p: "not-an-alias", [], "unknown dataset 'not-an-alias'"),
+        (lambda p: empty_parquet(p), [], "has no rows"),
+    ],
+)
+def test_bad_inputs_get_one_line(make, extra, message, tiny_novad_dir, tmp_path, capsys):
+    data = make(tmp_path / "ds")
+    capsys.readouterr()
+    code = wer.main(
+        ["--model", str(tiny_novad_dir), "--dataset", data, "--out", str(tmp_path / "o"), *extra]
+    )
+    err = capsys.readouterr().err  # may hold datasets' own progress bars before our line
+    last = err.rstrip("\n").split("\n")[-1]
+    assert code == 2 and last.startswith("error: ") and message in last
+    assert err.count("error") == 1 and "Traceback" not in err
+
+
+def test_missing_transcript_column_lists_the_columns(tmp_path):
+    table = [{k: v for k, v in r.items() if k != "text"} for r in rows(2)]
+    datasets.Dataset.from_list(table).save_to_disk(str(tmp_path / "ds"))
+    with pytest.raises(Exception, match="no transcript column.*the columns are id, audio, words"):
+        load_eval_data(str(tmp_path / "ds"))
+
+
+def test_report_escapes_transcripts(tiny_novad_dir, tmp_path):
+    data = save_to_disk(tmp_path / "ds", n=2, text="<script>alert(1)</script> hi")
+    run_dir = tmp_path / "run"
+    assert wer.main(["--model", str(tiny_novad_dir), "--dataset", data, "--out", str(run_dir)]) == 0
+    assert report.main([str(run_dir), "--out", str(tmp_path / "rep")]) == 0
+    page = (tmp_path / "rep" / "report.html").read_text()
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<script>" not in md and "data:image/png;base64," in page
+    assert "python -m eval.wer" in page
+
+
+@pytest.mark.slow
+def test_two_process_torchrun_equals_one_process(tiny_novad_dir, tmp_path):
+    data = save_to_disk(tmp_path / "ds", n=5, broken=(2,))
+    args = [
+        "-m",
+        "eval.wer",
+        "--model",
+        str(tiny_novad_dir),
+        "--dataset",
+        data,
+        "--batch-size",
+        "2",
+        "--device",
+        "cpu",
+    ]
+    env = os.environ | {"NO_TORCH_COMPILE": "1", "OMP_NUM_THREADS": "1"}
+    single = subprocess.run(
+        [sys.executable, *args, "--out", str(tmp_path / "one")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert single.returncode == 0, single.stderr[-2000:]
+    double = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc-per-node",
+            "2",
+            "--master-port",
+            "29561",
+            *args,
+            "--out",
+            str(tmp_path / "two"),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert double.returncode == 0, double.stderr[-2000:]
+    assert results_without_timing(tmp_path / "two") == results_without_timing(tmp_path / "one")
+    one = (tmp_path / "one" / "utterances.jsonl").read_text().splitlines()
+    two = (tmp_path / "two" / "utterances.jsonl").read_text().splitlines()
+    assert sorted(one) == sorted(two) and len(two) == 5
+    assert not list((tmp_path / "two").glob("utterances.rank*.jsonl"))
+    assert json.loads((tmp_path / "two" / "results.json").read_text())["speed"]["processes"] == 2

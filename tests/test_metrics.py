@@ -1,0 +1,106 @@
+import pytest
+
+from eval import metrics
+
+
+def record(index, ref_norm, hyp_norm, ref_words=None, words=None, audio_s=2.0):
+    r = {
+        "index": index,
+        "status": "ok",
+        "ref_norm": ref_norm,
+        "hyp_norm": hyp_norm,
+        "audio_s": audio_s,
+        "ref_words": ref_words,
+        "words": words or [],
+    }
+    normalize = metrics.normalizer("en")
+    r["matches"] = metrics.match_words(ref_words, r["words"], normalize) if ref_words else []
+    r["finalization_s"] = metrics.finalization_s(r["words"], audio_s)
+    return r
+
+
+def test_wer_cer_and_counts_by_hand():
+    records = [
+        record(0, "the cat sat", "the cat sat down"),
+        record(1, "hello world", "hello word"),
+        {"index": 2, "status": "failed"},
+        {"index": 3, "status": "skipped"},
+    ]
+    m = metrics.wer_metrics(records)
+    assert (m["utterances"], m["failed"], m["skipped"]) == (2, 1, 1)
+    assert m["wer"] == pytest.approx(2 / 5)  # 1 insertion + 1 substitution over 5 words
+    assert m["mean_utterance_wer"] == pytest.approx((1 / 3 + 1 / 2) / 2)
+    assert (m["substitutions"], m["deletions"], m["insertions"], m["hits"]) == (1, 0, 1, 4)
+    assert m["cer"] == pytest.approx(6 / 22)  # " down" inserted (5), one "l" deleted (1)
+
+
+def test_whisper_normalizer_is_used_for_english():
+    normalize = metrics.normalizer("en")
+    assert normalize("Hello, Mr. Smith!") == "hello mister smith"
+    assert metrics.normalizer("fr")("Bonjour, ça va ?").split() == ["bonjour", "ça", "va"]
+
+
+REF = [
+    {"word": "Hello", "start": 0.0, "end": 0.5},
+    {"word": "world", "start": 0.6, "end": 1.0},
+    {"word": "again.", "start": 1.2, "end": 1.5},
+]
+HYP = [
+    {"word": "hello", "start": 0.03, "end": 0.56, "emitted": 0.9},
+    {"word": "word", "start": 0.6, "end": 1.0, "emitted": 1.3},
+    {"word": "again", "start": 1.3, "end": 1.6, "emitted": 1.9},
+]
+
+
+def test_words_are_matched_through_the_alignment():
+    matches = metrics.match_words(REF, HYP, metrics.normalizer("en"))
+    assert [m["word"] for m in matches] == ["hello", "again"]  # "word" is a substitution
+    assert [m["latency"] for m in matches] == [pytest.approx(0.4), pytest.approx(0.4)]
+
+
+def test_timestamp_errors_by_hand():
+    m = metrics.timestamp_metrics(
+        [record(0, "hello world again", "hello word again", REF, HYP)], metrics.normalizer("en")
+    )
+    assert m["matched_words"] == 2 and m["reference_words"] == 3
+    assert m["start_abs_mean_s"] == pytest.approx((0.03 + 0.1) / 2)
+    assert m["start_abs_median_s"] == pytest.approx(0.065)
+    assert (m["start_within_40ms"], m["start_within_80ms"], m["start_within_200ms"]) == (
+        0.5,
+        0.5,
+        1.0,
+    )
+    assert m["end_abs_mean_s"] == pytest.approx((0.06 + 0.1) / 2)
+    assert (m["end_within_40ms"], m["end_within_80ms"], m["end_within_200ms"]) == (0.0, 0.5, 1.0)
+
+
+def test_tcpwer_counts_a_word_out_of_its_time_as_two_errors():
+    normalize = metrics.normalizer("en")
+    in_time = record(0, "hello world again", "hello word again", REF, HYP)
+    late = [dict(w) for w in HYP]
+    late[2] |= {"start": 4.3, "end": 4.6}  # "again", 3 s late
+    too_late = record(1, "hello world again", "hello word again", REF, late)
+    assert metrics.tcpwer([in_time], normalize, collar_s=0.2) == pytest.approx(1 / 3)
+    assert metrics.tcpwer([too_late], normalize, collar_s=0.2) == pytest.approx(3 / 3)
+    assert metrics.wer_metrics([too_late])["wer"] == pytest.approx(1 / 3)  # plain WER: blind
+
+
+def test_latency_and_finalization():
+    records = [
+        record(0, "hello world again", "hello word again", REF, HYP, audio_s=1.6),
+        record(
+            1, "x", "x", None, [{"word": "x", "start": 0, "end": 1, "emitted": 0.5}], audio_s=1.0
+        ),
+    ]
+    assert [r["finalization_s"] for r in records] == [pytest.approx(0.3), 0.0]
+    m = metrics.latency_metrics(records)
+    assert m["latency_words"] == 2 and m["word_latency_median_s"] == pytest.approx(0.4)
+    assert m["finalization_no_flush_max_s"] == pytest.approx(0.3)
+    assert metrics.finalization_s([], 1.0) is None
+
+
+def test_flush_metrics_and_step_capacity():
+    m = metrics.flush_metrics([0.01, 0.03, 0.02], step_s=0.01, batch_size=4)
+    assert m["finalization_flush_median_s"] == pytest.approx(0.02)
+    assert m["realtime_factor"] == pytest.approx(8.0)
+    assert m["streams_realtime_estimate"] == 32
