@@ -88,8 +88,11 @@ def _transcribe(args: argparse.Namespace) -> int:
 
 
 def _models() -> int:
-    from .checkpoint import KNOWN_MODELS
+    from .checkpoint import KNOWN_MODELS, bundled_models
 
+    for name, directory in bundled_models().items():
+        delay = json.loads((directory / "config.json").read_text())["stt_config"]
+        print(f"{name:24s} bundled, delay {delay['audio_delay_seconds']:.2f} s  {directory}")
     for name, repo in KNOWN_MODELS.items():
         print(f"{name:24s} hf://{repo}")
     return 0

@@ -167,16 +167,20 @@ def save_random(arch: str, out_dir: str | Path, seed: int = 0, vad_heads: bool =
 
 
 @torch.no_grad()
-def fill_codebooks(mimi, seed: int) -> None:
+def fill_codebooks(
+    mimi, seed: int, audio: torch.Tensor | None = None, kmeans_iters: int = 0
+) -> None:
     """Fill the quantizer codebooks from the encoder's own latents, level by level.
 
     A fresh Mimi's codebooks are all zero (every code 0), and random entries at the wrong
-    scale map every frame to one code. Entries drawn from the residuals of calibration audio
-    (noise bursts and tones) make the codes follow the signal, like a k-means initialisation.
+    scale map every frame to one code. Entries are drawn from the residuals of `audio`
+    ([B, 1, T] at 24 kHz; default: calibration noise bursts and tones), then refined by
+    `kmeans_iters` Lloyd iterations, so the codes follow the signal.
     """
     generator = torch.Generator().manual_seed(seed)
-    audio = _calibration_audio(generator).to(next(mimi.parameters()).device)
-    latent = mimi._encode_to_unquantized_latent(audio)  # [B, D, T]
+    if audio is None:
+        audio = _calibration_audio(generator)
+    latent = mimi._encode_to_unquantized_latent(audio.to(next(mimi.parameters()).device))
     for rvq in (mimi.quantizer.rvq_first, mimi.quantizer.rvq_rest):
         x = rvq.input_proj(latent)
         residual = x.transpose(1, 2).reshape(-1, x.shape[1])
@@ -186,6 +190,12 @@ def fill_codebooks(mimi, seed: int) -> None:
             picks = torch.randint(len(residual), (bins,), generator=generator)
             noise = 1e-3 * torch.randn(bins, residual.shape[1], generator=generator)
             entries = residual[picks] + noise.to(residual)
+            for _ in range(kmeans_iters):
+                assign = torch.cdist(residual, entries).argmin(dim=1)
+                sums = torch.zeros_like(entries).index_add_(0, assign, residual)
+                counts = torch.bincount(assign, minlength=bins).to(residual)
+                used = counts > 0
+                entries[used] = sums[used] / counts[used, None]
             codebook.embedding_sum.data.copy_(entries)
             codebook.cluster_usage.data.fill_(1.0)
             codebook._initialized.data.fill_(1.0)

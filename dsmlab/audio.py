@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import julius
 import numpy as np
+import soundfile
 import sphn
 import torch
 
@@ -16,7 +18,7 @@ FRAME_SIZE = 1920  # samples per Mimi frame: 80 ms at 24 kHz
 FRAME_RATE = SAMPLE_RATE / FRAME_SIZE  # 12.5 frames per second
 MAX_CHANNELS = 8  # a 2-D array with more rows than this is taken as [samples, channels]
 
-AudioInput = str | Path | np.ndarray | torch.Tensor
+AudioInput = str | Path | bytes | np.ndarray | torch.Tensor
 
 
 def load_audio(
@@ -24,12 +26,16 @@ def load_audio(
 ) -> torch.Tensor:
     """Return `source` as a 1-D float32 CPU tensor at 24 kHz, mono.
 
-    `source` is a file that sphn reads (wav, flac, mp3, ogg) or an array with its `sample_rate`.
-    Arrays are [samples] or [channels, samples]; channels are averaged.
+    `source` is a file that sphn reads (wav, flac, mp3, ogg), the bytes of such a file
+    (decoded with soundfile), or an array with its `sample_rate`. Arrays are [samples] or
+    [channels, samples]; channels are averaged.
     """
     if isinstance(source, (str, Path)):
         name = name or str(source)
         data, sample_rate = _read_file(Path(source))
+    elif isinstance(source, bytes):
+        name = name or "audio bytes"
+        data, sample_rate = _read_bytes(source, name)
     else:
         name = name or "audio array"
         if sample_rate is None:
@@ -48,6 +54,15 @@ def _read_file(path: Path) -> tuple[np.ndarray, int]:
             f"{path}: cannot decode audio ({_first_line(e)}); use wav, flac, mp3 or ogg"
         ) from None
     return np.asarray(data, dtype=np.float32), int(sample_rate)
+
+
+def _read_bytes(data: bytes, name: str) -> tuple[np.ndarray, int]:
+    try:
+        samples, sample_rate = soundfile.read(io.BytesIO(data), dtype="float32")
+    except Exception as e:  # libsndfile reports unreadable data with various errors
+        reason = str(e).split(": ")[-1].strip() or type(e).__name__
+        raise DSMLabError(f"{name}: cannot decode audio bytes ({reason})") from None
+    return (samples.T if samples.ndim == 2 else samples), int(sample_rate)
 
 
 def _as_numpy(array: np.ndarray | torch.Tensor, name: str) -> np.ndarray:

@@ -30,6 +30,21 @@ KNOWN_MODELS: dict[str, str] = {
     "stt-1b-en_fr-candle": "kyutai/stt-1b-en_fr-candle",
 }
 SAFETENSORS_SUFFIXES = (".safetensors", ".sft", ".sfts")
+# Small DSM models trained by dsmlab at several delays (python -m dsmlab.train), in the
+# repository: they load offline by their directory name.
+BUNDLED_DIR = Path(__file__).resolve().parent.parent / "data" / "models"
+
+
+def bundled_models() -> dict[str, Path]:
+    """Short name -> directory of every bundled checkpoint, shortest delay first."""
+    if not BUNDLED_DIR.is_dir():
+        return {}
+    found = [d for d in BUNDLED_DIR.iterdir() if (d / "config.json").is_file()]
+
+    def delay(d: Path) -> float:
+        return json.loads((d / "config.json").read_text())["stt_config"]["audio_delay_seconds"]
+
+    return {d.name: d for d in sorted(found, key=lambda d: (delay(d), d.name))}
 
 
 @dataclass(frozen=True)
@@ -52,12 +67,16 @@ def resolve(spec: str | Path, revision: str | None = None) -> ModelSource:
     path = Path(text).expanduser()
     if path.is_dir():
         return ModelSource(name=path.resolve().name, local_dir=path.resolve())
+    bundled = bundled_models()
+    if text in bundled:
+        return ModelSource(name=text, local_dir=bundled[text])
     if text in KNOWN_MODELS:
         return ModelSource(name=text, repo_id=KNOWN_MODELS[text], revision=revision)
     looks_like_path = text.startswith((".", "/", "~")) or path.suffix or text.count("/") != 1
     if looks_like_path:
         raise DSMLabError(
-            f"unknown model '{text}': use a short name ({', '.join(KNOWN_MODELS)}), "
+            f"unknown model '{text}': use a short name "
+            f"({', '.join([*bundled, *KNOWN_MODELS])}), "
             "a Hugging Face repo id (owner/name) or an existing checkpoint directory"
         )
     return ModelSource(name=text.split("/")[-1], repo_id=text, revision=revision)

@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def body() -> int:
+        runner.fill_defaults(args, "latency")
         result = runner.run(args, args.model, args.out)
         if not result.is_main:
             return 0

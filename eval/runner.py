@@ -26,10 +26,11 @@ import torch.distributed as dist
 from tqdm.auto import tqdm
 
 import dsmlab
+from dsmlab.checkpoint import bundled_models
 from dsmlab.transcribe import iter_transcripts
 
 from . import metrics
-from .data import EvalData, Utterance, load_eval_data
+from .data import DEFAULT_DATASET, EvalData, Utterance, load_eval_data
 
 SKIP_REFERENCES = {"", "ignore time segment in scoring"}  # as the Open ASR Leaderboard
 SORT_WINDOW = 8  # utterances buffered per batch slot, sorted longest first
@@ -40,12 +41,19 @@ def add_common_args(parser: argparse.ArgumentParser, several_models: bool = Fals
         parser.add_argument(
             "--model",
             action="append",
-            required=True,
-            help="a model to evaluate (repeat the option for several)",
+            help="a model to evaluate; repeat for several (default: every bundled model)",
         )
     else:
-        parser.add_argument("--model", required=True, help="short name, HF repo id or dir")
-    parser.add_argument("--dataset", required=True, help="alias, HF dataset id or local path")
+        parser.add_argument(
+            "--model",
+            help="short name, HF repo id or checkpoint dir (default: the bundled model with "
+            "the longest delay)",
+        )
+    parser.add_argument(
+        "--dataset",
+        default=DEFAULT_DATASET,
+        help="alias, HF dataset id or local path (default: 'synth', the bundled test split)",
+    )
     parser.add_argument("--config", help="dataset config (name)")
     parser.add_argument("--split", help="dataset split (default: the alias's, else test)")
     parser.add_argument("--text-column", help="transcript column (default: found by name)")
@@ -55,7 +63,27 @@ def add_common_args(parser: argparse.ArgumentParser, several_models: bool = Fals
     parser.add_argument("--language", default="en", help="en: Whisper normalizer; else basic")
     parser.add_argument("--batch-size", type=int, default=8, help="streams run together")
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
-    parser.add_argument("--out", required=True, type=Path, help="run directory (resumable)")
+    parser.add_argument(
+        "--out", type=Path, help="run directory, resumable (default: runs/<script>-<model>)"
+    )
+
+
+def default_models(several: bool) -> list[str]:
+    """The bundled models: all of them for a sweep, else the one with the longest delay."""
+    bundled = list(bundled_models())
+    if not bundled:
+        raise dsmlab.DSMLabError("no bundled models in data/models: pass --model")
+    return bundled if several else bundled[-1:]
+
+
+def fill_defaults(args: argparse.Namespace, script: str, several: bool = False) -> None:
+    """--model and --out when not given: the offline default."""
+    if not args.model:
+        models = default_models(several)
+        args.model = models if several else models[0]
+    if args.out is None:
+        name = "sweep" if several else Path(str(args.model)).name
+        args.out = Path("runs") / f"{script}-{name}"
 
 
 @dataclass

@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def body() -> int:
+        runner.fill_defaults(args, "sweep", several=True)
         rows = []
         for spec in args.model:
             result = runner.run(args, spec, args.out / _dirname(spec))

@@ -1,0 +1,414 @@
+"""Train a small DSM-ASR model on the synthetic corpus, with the text stream N frames late.
+
+    python -m dsmlab.train --corpus data/synth --delay-frames 8 --out runs/dsm-small-d8
+
+The audio tokenizer (a small Mimi whose codebooks are fit by k-means on the corpus) is built
+once into --audio-tokenizer and shared by every delay; the corpus codes are cached there.
+The text stream is built from word timings as moshi-finetune's interleaver does: a word's
+tokens from frame round(start * 12.5) + N, token 0 on the frame before, padding (3)
+elsewhere. Seeded; logs loss and validation WER as it goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import sentencepiece
+import torch
+from moshi.models.loaders import get_mimi, get_moshi_lm
+from moshi.utils.compile import no_compile
+from safetensors.torch import save_file
+
+from .architectures import ARCHITECTURES, fill_codebooks
+from .audio import load_audio
+from .errors import DSMLabError
+from .model import DSMModel
+from .synth import vocabulary
+from .transcribe import iter_transcripts
+
+FRAME_RATE = 12.5
+PADDING_ID, END_OF_PADDING_ID = 3, 0
+PADDING_WEIGHT = 0.5  # loss weight of padding tokens, as moshi-finetune's default
+TAIL_S = 1.28 + 0.5  # silence after each utterance: the longest delay plus Kyutai's margin
+
+SMALL_MIMI_CONFIG = {
+    "sample_rate": 24000,
+    "channels": 1,
+    "frame_rate": 12.5,
+    "seanet": {
+        "channels": 1,
+        "dimension": 64,
+        "causal": True,
+        "n_filters": 8,
+        "n_residual_layers": 1,
+        "activation": "ELU",
+        "compress": 2,
+        "dilation_base": 2,
+        "disable_norm_outer_blocks": 0,
+        "kernel_size": 7,
+        "residual_kernel_size": 3,
+        "last_kernel_size": 3,
+        "norm": "none",
+        "pad_mode": "constant",
+        "ratios": [8, 6, 5, 4],
+        "true_skip": True,
+    },
+    "quantizer": {
+        "dimension": 32,
+        "n_q": 8,
+        "bins": 256,
+        "input_dimension": 64,
+        "output_dimension": 64,
+    },
+    "transformer": {
+        "d_model": 64,
+        "num_heads": 4,
+        "num_layers": 1,
+        "causal": True,
+        "layer_scale": 0.01,
+        "context": 25,
+        "conv_layout": True,
+        "max_period": 10000,
+        "gating": "none",
+        "norm": "layer_norm",
+        "positional_embedding": "rope",
+        "dim_feedforward": 128,
+        "input_dimension": 64,
+        "output_dimensions": [64],
+    },
+}
+SMALL_LM = ARCHITECTURES["tiny"] | {
+    "card": 256,
+    "n_q": 8,
+    "delays": [0] * 9,
+    "dim": 128,
+    "num_heads": 4,
+    "num_layers": 4,
+    "context": 200,
+}
+
+
+@dataclass
+class Example:
+    codes: torch.Tensor  # [n_q, T] Mimi codes of the utterance and TAIL_S of silence
+    word_ids: list[list[int]]
+    starts: list[float]
+    text: str
+
+
+def text_stream(
+    word_ids: list[list[int]],
+    starts: list[float],
+    n_frames: int,
+    delay_frames: int,
+    frame_rate: float = FRAME_RATE,
+) -> list[int]:
+    """The text token of each frame: each word from frame round(start * rate) + delay (or
+    right after the previous word if it is still being written), token 0 on the frame before
+    it when that frame is padding, padding elsewhere. Tokens past `n_frames` are dropped."""
+    tokens = [PADDING_ID] * n_frames
+    free = 0
+    for ids, start in zip(word_ids, starts, strict=True):
+        first = max(round(start * frame_rate) + delay_frames, free)
+        if 0 < first <= n_frames and tokens[first - 1] == PADDING_ID:
+            tokens[first - 1] = END_OF_PADDING_ID
+        for k, token in enumerate(ids):
+            if first + k < n_frames:
+                tokens[first + k] = token
+        free = first + len(ids)
+    return tokens
+
+
+def word_tokenizer(seed: int = 0) -> bytes:
+    """A sentencepiece word model over the corpus vocabulary: one piece per word."""
+    import io
+
+    words = vocabulary()
+    rng = random.Random(seed)
+    lines = [" ".join(rng.sample(words, 12)) for _ in range(200 * len(words) // 12)]
+    model = io.BytesIO()
+    sentencepiece.SentencePieceTrainer.train(
+        sentence_iterator=iter(lines),
+        model_writer=model,
+        vocab_size=len(words) + 4,
+        model_type="word",
+        unk_id=0,
+        bos_id=1,
+        eos_id=2,
+        pad_id=3,
+        minloglevel=2,
+    )
+    return model.getvalue()
+
+
+def audio_tokenizer(directory: Path, corpus: Path, seed: int = 0):
+    """The shared small Mimi: loaded from `directory`, or built there (k-means codebooks)."""
+    weights = directory / "mimi.safetensors"
+    if weights.is_file():
+        config = json.loads((directory / "mimi_config.json").read_text())
+        return get_mimi(weights, config, num_codebooks=config["quantizer"]["n_q"])
+    torch.manual_seed(seed)
+    mimi = get_mimi(None, SMALL_MIMI_CONFIG, num_codebooks=SMALL_MIMI_CONFIG["quantizer"]["n_q"])
+    train = _split(corpus, "train")
+    picks = random.Random(seed).sample(range(len(train)), min(300, len(train)))
+    audio = [_pcm(train[i]) for i in picks]
+    length = min(len(a) for a in audio) // 1920 * 1920
+    batch = torch.stack([a[:length] for a in audio])[:, None]
+    with torch.no_grad():
+        fill_codebooks(mimi, seed, audio=batch, kmeans_iters=15)
+    directory.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in mimi.state_dict().items()}, weights)
+    (directory / "mimi_config.json").write_text(json.dumps(SMALL_MIMI_CONFIG, indent=2))
+    return mimi
+
+
+@torch.no_grad()
+def encode_split(mimi, corpus: Path, split: str, cache: Path, tokenizer) -> list[Example]:
+    """Mimi codes of every utterance of a split (cached next to the audio tokenizer)."""
+    rows = _split(corpus, split)
+    path = cache / f"codes-{split}-{rows._fingerprint}.pt"
+    if path.is_file():
+        codes = torch.load(path)
+    else:
+        pcms = []
+        for row in rows:
+            pcm = torch.nn.functional.pad(_pcm(row), (0, round(TAIL_S * 24000)))
+            pcms.append(torch.nn.functional.pad(pcm, (0, -len(pcm) % 1920)))
+        codes = [None] * len(pcms)
+        order = sorted(range(len(pcms)), key=lambda i: len(pcms[i]))
+        for chunk in (order[i : i + 64] for i in range(0, len(order), 64)):
+            codes_chunk = streaming_encode(mimi, [pcms[i] for i in chunk])
+            for i, c in zip(chunk, codes_chunk, strict=True):
+                codes[i] = c.to(torch.int16)
+        torch.save(codes, path)
+    return [
+        Example(
+            c.long(),
+            [tokenizer.encode(w["word"]) for w in row["words"]],
+            [w["start"] for w in row["words"]],
+            row["text"],
+        )
+        for c, row in zip(codes, rows, strict=True)
+    ]
+
+
+@torch.no_grad()
+def streaming_encode(mimi, pcms: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Codes as inference computes them, frame by frame (one-shot encoding differs on about
+    1% of codes here: float noise near codebook boundaries)."""
+    length = max(len(p) for p in pcms)
+    batch = torch.stack([torch.nn.functional.pad(p, (0, length - len(p))) for p in pcms])
+    with mimi.streaming(len(pcms)):
+        frames = [mimi.encode(batch[:, None, i : i + 1920]) for i in range(0, length, 1920)]
+    codes = torch.cat(frames, dim=-1)
+    return [c[:, : len(p) // 1920] for c, p in zip(codes, pcms, strict=True)]
+
+
+def batch_codes(examples: list[Example], delay_frames: int) -> torch.Tensor:
+    """[B, 1 + n_q, T - 1] training codes. LMGen drops audio frame 0 and sees frame t at step
+    t, while LMModel.forward predicts text t from position t - 1: so audio is shifted by one
+    frame, and the model sees in training exactly what it sees at inference."""
+    length = max(e.codes.shape[1] for e in examples)
+    rows = []
+    for e in examples:
+        stream = torch.tensor(text_stream(e.word_ids, e.starts, length, delay_frames))
+        audio = e.codes
+        if audio.shape[1] < length:  # more trailing silence: repeat the last (silent) frame
+            audio = torch.cat([audio, audio[:, -1:].expand(-1, length - audio.shape[1])], 1)
+        rows.append(torch.cat([stream[None, : length - 1], audio[:, 1:]], dim=0))
+    return torch.stack(rows)
+
+
+def text_logits(lm, codes: torch.Tensor) -> torch.Tensor:
+    """[B, T, text_card] logits for each position of `codes` ([B, 1 + n_q, T]), as
+    LMModel.forward computes them (the initial token first, all delays 0) without its
+    depformer part, which a dep_q = 0 STT model does not have."""
+    initial = lm._get_initial_token().expand(codes.shape[0], -1, -1)
+    _, logits = lm.forward_text(torch.cat([initial, codes[:, :, :-1]], dim=2))
+    return logits[:, 0]
+
+
+def train(
+    corpus: Path,
+    out: Path,
+    delay_frames: int,
+    audio_dir: Path,
+    steps: int = 1500,
+    batch_size: int = 32,
+    lr: float = 2e-3,
+    seed: int = 0,
+    device: str = "cpu",
+    log_every: int = 50,
+    eval_every: int = 500,
+) -> Path:
+    torch.manual_seed(seed)
+    tokenizer_bytes = word_tokenizer(seed)
+    tokenizer = sentencepiece.SentencePieceProcessor(model_proto=tokenizer_bytes)
+    mimi = audio_tokenizer(audio_dir, corpus, seed)
+    train_set = encode_split(mimi, corpus, "train", audio_dir, tokenizer)
+    valid_rows = _split(corpus, "validation")
+    config = SMALL_LM | {
+        "text_card": tokenizer.get_piece_size(),
+        "stt_config": {
+            "audio_delay_seconds": delay_frames / FRAME_RATE,
+            "audio_silence_prefix_seconds": 0.0,
+        },
+    }
+    lm_kwargs = {
+        k: v for k, v in config.items() if k not in ("stt_config", "lm_gen_config", "model_type")
+    }
+    lm = get_moshi_lm(None, lm_kwargs=lm_kwargs, device=device, dtype=torch.float32).train()
+    mimi = mimi.to(device)
+    model = DSMModel(
+        name=out.name,
+        source=str(out),
+        mimi=mimi,
+        lm=lm,
+        tokenizer=tokenizer,
+        delay_s=delay_frames / FRAME_RATE,
+        prefix_s=0.0,
+        config=config,
+    )
+    optimizer = torch.optim.AdamW(lm.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.95))
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min(1.0, (s + 1) / 100) * 0.5 * (1 + math.cos(math.pi * s / steps))
+    )
+    weights = torch.ones(tokenizer.get_piece_size(), device=device)
+    weights[PADDING_ID] = PADDING_WEIGHT
+    order = torch.Generator().manual_seed(seed)
+    log = []
+    start = time.perf_counter()
+    with no_compile():
+        for step in range(1, steps + 1):
+            picks = torch.randint(len(train_set), (batch_size,), generator=order).tolist()
+            codes = batch_codes([train_set[i] for i in picks], delay_frames).to(device)
+            logits = text_logits(lm, codes)
+            loss = torch.nn.functional.cross_entropy(
+                logits.flatten(0, 1), codes[:, 0].flatten(), weight=weights
+            )
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(lm.parameters(), 1.0)
+            optimizer.step()
+            schedule.step()
+            entry = {
+                "step": step,
+                "loss": round(loss.item(), 4),
+                "elapsed_s": round(time.perf_counter() - start, 1),
+            }
+            if step % eval_every == 0 or step == steps:
+                entry["validation_wer"] = validation_wer(model, valid_rows)
+                lm.train()
+            if step % log_every == 0 or "validation_wer" in entry:
+                print(json.dumps(entry), flush=True)
+                log.append(entry)
+    lm.eval()
+    return save(model, out, tokenizer_bytes, audio_dir, log)
+
+
+def validation_wer(model: DSMModel, rows, limit: int = 60) -> float:
+    """Corpus WER of greedy decoding on the first `limit` validation utterances."""
+    from eval.metrics import normalizer, wer_metrics  # the one WER implementation
+
+    model.lm.eval()
+    items = [(i, _pcm(rows[i])) for i in range(min(limit, len(rows)))]
+    normalize = normalizer("en")
+    records = [
+        {
+            "status": "ok",
+            "audio_s": t.audio_s,
+            "ref_norm": normalize(rows[i]["text"]),
+            "hyp_norm": normalize(t.text),
+        }
+        for i, t in iter_transcripts(model, items, 16)
+    ]
+    return round(wer_metrics(records)["wer"], 4)
+
+
+def save(
+    model: DSMModel, out: Path, tokenizer_bytes: bytes, audio_dir: Path, log: list[dict]
+) -> Path:
+    """The HF layout: config.json, model.safetensors, Mimi file and config, tokenizer."""
+    out.mkdir(parents=True, exist_ok=True)
+    save_file(
+        {k: v.detach().contiguous().cpu() for k, v in model.lm.state_dict().items()},
+        out / "model.safetensors",
+    )
+    for name in ("mimi.safetensors", "mimi_config.json"):
+        (out / name).write_bytes((audio_dir / name).read_bytes())
+    (out / "tokenizer.model").write_bytes(tokenizer_bytes)
+    config = model.config | {
+        "moshi_name": "model.safetensors",
+        "mimi_name": "mimi.safetensors",
+        "mimi_config_name": "mimi_config.json",
+        "tokenizer_name": "tokenizer.model",
+    }
+    (out / "config.json").write_text(json.dumps(config, indent=2))
+    (out / "training_log.json").write_text(json.dumps(log, indent=1))
+    return out
+
+
+def _split(corpus: Path, split: str):
+    import datasets
+
+    try:
+        return datasets.load_from_disk(str(corpus))[split]
+    except (FileNotFoundError, KeyError):
+        raise DSMLabError(
+            f"{corpus}: no '{split}' split; make one with python -m dsmlab.synth --out {corpus}"
+        ) from None
+
+
+def _pcm(row) -> torch.Tensor:
+    return load_audio(row["audio"]["bytes"], name=row["id"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m dsmlab.train",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--corpus", type=Path, required=True, help="made by dsmlab.synth")
+    parser.add_argument("--delay-frames", type=int, required=True, help="text delay, frames")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--audio-tokenizer", type=Path, default=Path("runs/audio-tokenizer"))
+    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--log-every", type=int, default=50)
+    parser.add_argument("--eval-every", type=int, default=500)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = parser.parse_args(argv)
+    try:
+        print(
+            train(
+                args.corpus,
+                args.out,
+                args.delay_frames,
+                args.audio_tokenizer,
+                args.steps,
+                args.batch_size,
+                args.lr,
+                args.seed,
+                args.device,
+                args.log_every,
+                args.eval_every,
+            )
+        )
+    except DSMLabError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
