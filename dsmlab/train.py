@@ -1,6 +1,6 @@
 """Train a small DSM-ASR model on the synthetic corpus, with the text stream N frames late.
 
-    python -m dsmlab.train --corpus data/synth --delay-frames 8 --out runs/dsm-small-d8
+    python -m dsmlab.train --corpus runs/synth8k --delay-frames 8 --out runs/synth-d8
 
 The audio tokenizer (a small Mimi whose codebooks are fit by k-means on the corpus) is built
 once into --audio-tokenizer and shared by every delay; the corpus codes are cached there.
@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import sentencepiece
 import torch
 from moshi.models.loaders import get_mimi, get_moshi_lm
@@ -36,6 +37,11 @@ from .transcribe import iter_transcripts
 FRAME_RATE = 12.5
 PADDING_ID, END_OF_PADDING_ID = 3, 0
 PADDING_WEIGHT = 0.5  # loss weight of padding tokens, as moshi-finetune's default
+# Share of input word tokens replaced by random words. With the true previous words as
+# input, a small model memorises training sentences instead of listening (validation WER
+# stayed above 90% while training loss fell to 0.01); corrupting the input forbids that.
+TEXT_INPUT_NOISE = 0.5
+AUDIO_CODE_NOISE = 0.1  # share of input audio codes replaced by random codes (augmentation)
 TAIL_S = 1.28 + 0.5  # silence after each utterance: the longest delay plus Kyutai's margin
 
 SMALL_MIMI_CONFIG = {
@@ -148,8 +154,13 @@ def word_tokenizer(seed: int = 0) -> bytes:
     return model.getvalue()
 
 
-def audio_tokenizer(directory: Path, corpus: Path, seed: int = 0):
-    """The shared small Mimi: loaded from `directory`, or built there (k-means codebooks)."""
+def audio_tokenizer(directory: Path, corpus: Path, seed: int = 0, encoder_steps: int = 400):
+    """The shared small Mimi: loaded from `directory`, or built there.
+
+    Built: the encoder is trained briefly to predict log band energies of each frame
+    (`fit_encoder`: a random encoder's latents hardly separate words), then the codebooks
+    are fit by k-means on the corpus latents.
+    """
     weights = directory / "mimi.safetensors"
     if weights.is_file():
         config = json.loads((directory / "mimi_config.json").read_text())
@@ -157,16 +168,76 @@ def audio_tokenizer(directory: Path, corpus: Path, seed: int = 0):
     torch.manual_seed(seed)
     mimi = get_mimi(None, SMALL_MIMI_CONFIG, num_codebooks=SMALL_MIMI_CONFIG["quantizer"]["n_q"])
     train = _split(corpus, "train")
-    picks = random.Random(seed).sample(range(len(train)), min(300, len(train)))
+    picks = random.Random(seed).sample(range(len(train)), min(600, len(train)))
     audio = [_pcm(train[i]) for i in picks]
     length = min(len(a) for a in audio) // 1920 * 1920
     batch = torch.stack([a[:length] for a in audio])[:, None]
+    fit_encoder(mimi, batch, encoder_steps, seed)
     with torch.no_grad():
-        fill_codebooks(mimi, seed, audio=batch, kmeans_iters=15)
+        fill_codebooks(mimi, seed, audio=batch[:300], kmeans_iters=15)
     directory.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in mimi.state_dict().items()}, weights)
     (directory / "mimi_config.json").write_text(json.dumps(SMALL_MIMI_CONFIG, indent=2))
     return mimi
+
+
+def band_energies(audio: torch.Tensor, bands: int = 32, sub_frames: int = 4) -> torch.Tensor:
+    """[B, T] 24 kHz -> [B, frames, sub_frames * bands]: log energies in log-spaced bands of
+    each 20 ms sub-frame, grouped per 80 ms Mimi frame (a mel-like target)."""
+    hop = 1920 // sub_frames
+    window = torch.hann_window(2 * hop)
+    spec = torch.stft(audio, 2 * hop, hop, window=window, return_complex=True).abs() ** 2
+    spec = spec[:, :, 1 : audio.shape[1] // hop + 1]  # frame k covers samples up to (k+1)*hop
+    edges = torch.logspace(np.log10(2), np.log10(spec.shape[1] - 1), bands + 1).long()
+    energies = torch.stack(
+        [
+            spec[:, lo : max(hi, lo + 1)].mean(1)
+            for lo, hi in zip(edges[:-1], edges[1:], strict=True)
+        ],
+        1,
+    )
+    logs = torch.log(energies + 1e-6)  # [B, bands, T * sub_frames]
+    frames = logs.shape[-1] // sub_frames
+    return (
+        logs[..., : frames * sub_frames]
+        .reshape(logs.shape[0], bands, frames, sub_frames)
+        .permute(0, 2, 3, 1)
+        .reshape(logs.shape[0], frames, sub_frames * bands)
+    )
+
+
+def fit_encoder(
+    mimi, audio: torch.Tensor, steps: int, seed: int, batch_size: int = 8, crop_frames: int = 20
+) -> list:
+    """Train Mimi's encoder so a linear map of each frame's latent predicts that frame's
+    band energies; returns the losses. A short, CPU-sized substitute for Mimi's training."""
+    target = band_energies(audio[:, 0])
+    target = (target - target.mean((0, 1))) / (target.std((0, 1)) + 1e-5)
+    head = torch.nn.Linear(mimi.dimension, target.shape[-1])
+    params = [
+        *mimi.encoder.parameters(),
+        *mimi.encoder_transformer.parameters(),
+        *mimi.downsample.parameters(),
+        *head.parameters(),
+    ]
+    optimizer = torch.optim.Adam(params, lr=3e-3)
+    generator = torch.Generator().manual_seed(seed)
+    losses = []
+    with no_compile(), torch.enable_grad():
+        for _ in range(steps):
+            picks = torch.randint(len(audio), (batch_size,), generator=generator)
+            first = int(torch.randint(target.shape[1] - crop_frames, (1,), generator=generator))
+            crop = audio[picks, :, first * 1920 : (first + crop_frames) * 1920]
+            latent = mimi._encode_to_unquantized_latent(crop)  # [B, D, crop_frames]
+            predicted = head(latent.transpose(1, 2))
+            goal = target[picks, first : first + crop_frames]
+            loss = torch.nn.functional.mse_loss(predicted, goal)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+    mimi.zero_grad(set_to_none=True)
+    return losses
 
 
 @torch.no_grad()
@@ -211,6 +282,41 @@ def streaming_encode(mimi, pcms: list[torch.Tensor]) -> list[torch.Tensor]:
     return [c[:, : len(p) // 1920] for c, p in zip(codes, pcms, strict=True)]
 
 
+def word_separation(
+    train_set: list[Example], valid_set: list[Example], card: int, frames: int = 4
+) -> float:
+    """How well tokens separate words: a validation word is given the training word whose
+    mean bag of codes (all codebooks, its first `frames` frames) is nearest (cosine);
+    returns the accuracy. Chance is 1 / vocabulary."""
+
+    def bags(examples: list[Example]) -> tuple[list[int], torch.Tensor]:
+        labels, rows = [], []
+        for e in examples:
+            for ids, start in zip(e.word_ids, e.starts, strict=True):
+                first = round(start * FRAME_RATE) + 1  # codes hold frame 0, LMGen drops it
+                segment = e.codes[:, first : first + frames]
+                offsets = torch.arange(segment.shape[0])[:, None] * card
+                rows.append(
+                    torch.bincount(
+                        (segment + offsets).flatten(), minlength=card * segment.shape[0]
+                    ).float()
+                )
+                labels.append(ids[0])
+        bag = torch.stack(rows)
+        return labels, bag / bag.norm(dim=1, keepdim=True).clamp(min=1e-9)
+
+    train_labels, train_bags = bags(train_set)
+    valid_labels, valid_bags = bags(valid_set)
+    words = sorted(set(train_labels))
+    index = torch.tensor([words.index(w) for w in train_labels])
+    centroids = torch.zeros(len(words), train_bags.shape[1]).index_add_(0, index, train_bags)
+    centroids = centroids / centroids.norm(dim=1, keepdim=True).clamp(min=1e-9)
+    predicted = (valid_bags @ centroids.T).argmax(dim=1)
+    return float(
+        np.mean([words[p] == w for p, w in zip(predicted.tolist(), valid_labels, strict=True)])
+    )
+
+
 def batch_codes(examples: list[Example], delay_frames: int) -> torch.Tensor:
     """[B, 1 + n_q, T - 1] training codes. LMGen drops audio frame 0 and sees frame t at step
     t, while LMModel.forward predicts text t from position t - 1: so audio is shifted by one
@@ -235,25 +341,51 @@ def text_logits(lm, codes: torch.Tensor) -> torch.Tensor:
     return logits[:, 0]
 
 
+def corrupt_inputs(codes: torch.Tensor, vocab: int, card: int, generator) -> torch.Tensor:
+    """A copy of `codes` for the input side only (targets stay clean): word tokens (ids > 3)
+    replaced by random words with probability TEXT_INPUT_NOISE, audio codes by random codes
+    with probability AUDIO_CODE_NOISE."""
+    text, audio = codes[:, 0], codes[:, 1:]
+    swap = (text > PADDING_ID) & (torch.rand(text.shape, generator=generator) < TEXT_INPUT_NOISE)
+    noisy = codes.clone()
+    noisy[:, 0] = torch.where(
+        swap, torch.randint(PADDING_ID + 1, vocab, text.shape, generator=generator), text
+    )
+    flip = torch.rand(audio.shape, generator=generator) < AUDIO_CODE_NOISE
+    noisy[:, 1:] = torch.where(flip, torch.randint(card, audio.shape, generator=generator), audio)
+    return noisy
+
+
 def train(
     corpus: Path,
     out: Path,
     delay_frames: int,
     audio_dir: Path,
-    steps: int = 1500,
+    steps: int = 2000,
     batch_size: int = 32,
     lr: float = 2e-3,
     seed: int = 0,
     device: str = "cpu",
     log_every: int = 50,
     eval_every: int = 500,
+    encoder_steps: int = 400,
 ) -> Path:
+    """Train one model and write it to `out` (HF layout); see the module docstring."""
     torch.manual_seed(seed)
     tokenizer_bytes = word_tokenizer(seed)
     tokenizer = sentencepiece.SentencePieceProcessor(model_proto=tokenizer_bytes)
-    mimi = audio_tokenizer(audio_dir, corpus, seed)
+    mimi = audio_tokenizer(audio_dir, corpus, seed, encoder_steps)
     train_set = encode_split(mimi, corpus, "train", audio_dir, tokenizer)
     valid_rows = _split(corpus, "validation")
+    report = audio_dir / "tokenizer_report.json"
+    if not report.is_file():
+        valid_set = encode_split(mimi, corpus, "validation", audio_dir, tokenizer)
+        separation = word_separation(train_set, valid_set, mimi.cardinality)
+        report.write_text(
+            json.dumps(
+                {"word_separation_accuracy": separation, "chance": 1 / len(vocabulary())}, indent=2
+            )
+        )
     config = SMALL_LM | {
         "text_card": tokenizer.get_piece_size(),
         "stt_config": {
@@ -288,8 +420,10 @@ def train(
     with no_compile():
         for step in range(1, steps + 1):
             picks = torch.randint(len(train_set), (batch_size,), generator=order).tolist()
-            codes = batch_codes([train_set[i] for i in picks], delay_frames).to(device)
-            logits = text_logits(lm, codes)
+            codes = batch_codes([train_set[i] for i in picks], delay_frames)
+            noisy = corrupt_inputs(codes, tokenizer.get_piece_size(), mimi.cardinality, order)
+            codes, noisy = codes.to(device), noisy.to(device)
+            logits = text_logits(lm, noisy)
             loss = torch.nn.functional.cross_entropy(
                 logits.flatten(0, 1), codes[:, 0].flatten(), weight=weights
             )
@@ -380,7 +514,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--delay-frames", type=int, required=True, help="text delay, frames")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--audio-tokenizer", type=Path, default=Path("runs/audio-tokenizer"))
-    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument(
+        "--encoder-steps",
+        type=int,
+        default=400,
+        help="audio tokenizer: encoder training steps (when it is built)",
+    )
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--seed", type=int, default=0)
@@ -402,6 +542,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.device,
                 args.log_every,
                 args.eval_every,
+                args.encoder_steps,
             )
         )
     except DSMLabError as e:

@@ -1,0 +1,87 @@
+import json
+
+import pytest
+import torch
+
+from dsmlab.train import (
+    AUDIO_CODE_NOISE,
+    END_OF_PADDING_ID,
+    PADDING_ID,
+    TEXT_INPUT_NOISE,
+    Example,
+    batch_codes,
+    corrupt_inputs,
+    text_stream,
+    train,
+)
+
+P, E = PADDING_ID, END_OF_PADDING_ID
+
+
+def test_text_stream_puts_tokens_where_the_delay_says():
+    # words at 0.16 s (frame 2) and 0.56 s (frame 7), delay 3 frames -> frames 5 and 10
+    stream = text_stream([[40], [41, 42]], [0.16, 0.56], n_frames=14, delay_frames=3)
+    assert stream == [P, P, P, P, E, 40, P, P, P, E, 41, 42, P, P]
+
+
+def test_text_stream_queues_a_word_that_starts_before_the_last_one_is_written():
+    # second word due at frame 3, but frames 2..4 hold the first: it follows at once, no 0
+    stream = text_stream([[40, 41, 42], [43]], [0.16, 0.24], n_frames=8, delay_frames=0)
+    assert stream == [P, E, 40, 41, 42, 43, P, P]
+
+
+def test_text_stream_rounds_to_the_nearest_frame_and_drops_what_falls_off():
+    assert text_stream([[40]], [0.119], 4, 0) == [E, 40, P, P]  # 1.49 frames -> 1
+    assert text_stream([[40]], [0.121], 4, 0) == [P, E, 40, P]  # 1.51 frames -> 2
+    assert text_stream([[40, 41]], [0.0], 3, 2) == [P, E, 40]
+
+
+def test_batch_codes_shift_audio_by_one_frame_and_pad_with_the_last_frame():
+    codes = torch.arange(2 * 6).view(2, 6)
+    short = Example(codes[:, :4], [[50]], [0.0], "x")
+    long = Example(codes, [[51]], [0.08], "y")
+    batch = batch_codes([short, long], delay_frames=1)
+    assert batch.shape == (2, 3, 5)
+    assert batch[1, 1:].tolist() == codes[:, 1:].tolist()  # audio frames 1..5
+    assert batch[0, 1:].tolist() == [[1, 2, 3, 3, 3], [7, 8, 9, 9, 9]]
+    assert batch[1, 0].tolist() == [P, E, 51, P, P]  # text: the stream's first T - 1 frames
+
+
+def test_input_corruption_changes_words_and_codes_only_at_their_rates():
+    g = torch.Generator().manual_seed(0)
+    text = torch.tensor([P, E, 40, P, E, 41] * 2000)
+    codes = torch.cat([text[None], torch.randint(0, 64, (8, text.numel()), generator=g)])[None]
+    noisy = corrupt_inputs(codes, vocab=50, card=64, generator=g)
+    words = codes[0, 0] > P
+    assert torch.equal(noisy[0, 0][~words], codes[0, 0][~words])  # 0 and 3 stay in place
+    assert (noisy[0, 0][words] > P).all() and (noisy[0, 0] < 50).all()
+    changed_words = (noisy[0, 0][words] != codes[0, 0][words]).float().mean()
+    changed_codes = (noisy[0, 1:] != codes[0, 1:]).float().mean()
+    # a replacement can draw the same value: 1/46 of words, 1/64 of codes
+    assert changed_words == pytest.approx(TEXT_INPUT_NOISE * 45 / 46, abs=0.02)
+    assert changed_codes == pytest.approx(AUDIO_CODE_NOISE * 63 / 64, abs=0.01)
+
+
+@pytest.mark.slow
+def test_a_few_steps_lower_the_loss(tmp_path):
+    from dsmlab.synth import generate
+
+    corpus = generate(tmp_path / "c", {"train": 24, "validation": 4}, seed=1)
+    out = train(
+        corpus,
+        tmp_path / "m",
+        delay_frames=2,
+        audio_dir=tmp_path / "tok",
+        steps=40,
+        batch_size=8,
+        log_every=5,
+        eval_every=40,
+        encoder_steps=5,
+    )
+    losses = [e["loss"] for e in json.loads((out / "training_log.json").read_text())]
+    assert sum(losses[-3:]) / 3 < 0.6 * sum(losses[:2]) / 2
+    config = json.loads((out / "config.json").read_text())
+    assert config["stt_config"] == {
+        "audio_delay_seconds": 0.16,
+        "audio_silence_prefix_seconds": 0.0,
+    }
