@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
-from .errors import DSMLabError
+from .errors import DSMLabError, run_cli
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,21 +33,12 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--vad", action="store_true", help="add semantic-VAD heads")
 
     args = parser.parse_args(argv)
-    try:
-        if args.command == "transcribe":
-            return _transcribe(args)
-        if args.command == "models":
-            return _models()
-        return _random_checkpoint(args)
-    except DSMLabError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:  # output piped into `head` and the like
-        sys.stdout = open(os.devnull, "w")
-        return 0
+    commands = {
+        "transcribe": _transcribe,
+        "models": _models,
+        "random-checkpoint": _random_checkpoint,
+    }
+    return run_cli(lambda: commands[args.command](args))
 
 
 def _transcribe(args: argparse.Namespace) -> int:
@@ -87,7 +77,7 @@ def _transcribe(args: argparse.Namespace) -> int:
     return 0
 
 
-def _models() -> int:
+def _models(args: argparse.Namespace) -> int:
     from .checkpoint import KNOWN_MODELS, bundled_models
 
     for name, directory in bundled_models().items():

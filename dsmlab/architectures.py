@@ -219,24 +219,32 @@ def _calibration_audio(generator: torch.Generator, seconds: float = 8.0) -> torc
 
 
 def train_tokenizer(vocab_size: int, seed: int = 0) -> bytes:
-    """A sentencepiece model of exactly `vocab_size` pieces, with Kyutai's special ids
-    (0 unk, 1 bos, 2 eos, 3 pad), trained on seeded pseudo-words."""
+    """A sentencepiece model of exactly `vocab_size` pieces, trained on seeded pseudo-words."""
     rng = random.Random(seed)
     syllables = [c + v for c in "bcdfghjklmnprstvwz" for v in "aeiou"]
     words = ["".join(rng.choices(syllables, k=rng.randint(1, 4))) for _ in range(4 * vocab_size)]
     lines = [" ".join(rng.choices(words, k=12)) for _ in range(6 * vocab_size)]
+    return sentencepiece_model(lines, vocab_size, "unigram", character_coverage=1.0)
+
+
+def sentencepiece_model(
+    lines: list[str], vocab_size: int, model_type: str, character_coverage: float | None = None
+) -> bytes:
+    """Train a sentencepiece model with Kyutai's special ids: 0 unk (and end of padding in the
+    text stream), 1 bos, 2 eos, 3 pad; real pieces start at 4."""
     model = io.BytesIO()
+    extra = {} if character_coverage is None else {"character_coverage": character_coverage}
     sentencepiece.SentencePieceTrainer.train(
         sentence_iterator=iter(lines),
         model_writer=model,
         vocab_size=vocab_size,
-        model_type="unigram",
+        model_type=model_type,
         unk_id=0,
         bos_id=1,
         eos_id=2,
         pad_id=3,
-        character_coverage=1.0,
         minloglevel=2,
+        **extra,
     )
     return model.getvalue()
 

@@ -24,7 +24,7 @@ import numpy as np
 import soundfile
 import torch
 
-from .errors import DSMLabError
+from .errors import DSMLabError, run_cli
 
 STORE_RATE = 16_000
 ESPEAK_RATE = 22_050
@@ -266,13 +266,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--test", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    try:
-        sizes = {"train": args.train, "validation": args.validation, "test": args.test}
-        print(generate(args.out, sizes, args.seed))
-    except DSMLabError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    sizes = {"train": args.train, "validation": args.validation, "test": args.test}
+    return run_cli(lambda: print(generate(args.out, sizes, args.seed)) or 0)
 
 
 if __name__ == "__main__":

@@ -27,9 +27,9 @@ from moshi.models.loaders import get_mimi, get_moshi_lm
 from moshi.utils.compile import no_compile
 from safetensors.torch import save_file
 
-from .architectures import ARCHITECTURES, fill_codebooks
+from .architectures import ARCHITECTURES, fill_codebooks, sentencepiece_model
 from .audio import load_audio
-from .errors import DSMLabError
+from .errors import DSMLabError, run_cli
 from .model import DSMModel
 from .synth import vocabulary
 from .transcribe import iter_transcripts
@@ -134,24 +134,10 @@ def text_stream(
 
 def word_tokenizer(seed: int = 0) -> bytes:
     """A sentencepiece word model over the corpus vocabulary: one piece per word."""
-    import io
-
     words = vocabulary()
     rng = random.Random(seed)
     lines = [" ".join(rng.sample(words, 12)) for _ in range(200 * len(words) // 12)]
-    model = io.BytesIO()
-    sentencepiece.SentencePieceTrainer.train(
-        sentence_iterator=iter(lines),
-        model_writer=model,
-        vocab_size=len(words) + 4,
-        model_type="word",
-        unk_id=0,
-        bos_id=1,
-        eos_id=2,
-        pad_id=3,
-        minloglevel=2,
-    )
-    return model.getvalue()
+    return sentencepiece_model(lines, len(words) + 4, "word")
 
 
 def audio_tokenizer(directory: Path, corpus: Path, seed: int = 0, encoder_steps: int = 400):
@@ -528,27 +514,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-every", type=int, default=500)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args(argv)
-    try:
-        print(
-            train(
-                args.corpus,
-                args.out,
-                args.delay_frames,
-                args.audio_tokenizer,
-                args.steps,
-                args.batch_size,
-                args.lr,
-                args.seed,
-                args.device,
-                args.log_every,
-                args.eval_every,
-                args.encoder_steps,
-            )
+    options = {
+        k: getattr(args, k)
+        for k in (
+            "steps",
+            "batch_size",
+            "lr",
+            "seed",
+            "device",
+            "log_every",
+            "eval_every",
+            "encoder_steps",
         )
-    except DSMLabError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    }
+
+    def body() -> int:
+        print(train(args.corpus, args.out, args.delay_frames, args.audio_tokenizer, **options))
+        return 0
+
+    return run_cli(body)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 import dsmlab
 from dsmlab.checkpoint import bundled_models
+from dsmlab.errors import run_cli
 from dsmlab.transcribe import iter_transcripts
 
 from . import metrics
@@ -322,15 +323,9 @@ def print_table(title: str, rows: dict) -> None:
 
 
 def main_guard(body: Callable[[], int]) -> int:
-    """Run a script body; user mistakes become one line on stderr and exit code 2."""
+    """Run a script body as dsmlab's CLIs do (one-line errors), then leave torch.distributed."""
     try:
-        return body()
-    except dsmlab.DSMLabError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted: rerun the same command to resume", file=sys.stderr)
-        return 130
+        return run_cli(body)
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
