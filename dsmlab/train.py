@@ -23,13 +23,13 @@ from pathlib import Path
 import numpy as np
 import sentencepiece
 import torch
-from moshi.models.loaders import get_mimi, get_moshi_lm
+from moshi.models.loaders import get_moshi_lm
 from moshi.utils.compile import no_compile
 from safetensors.torch import save_file
 
-from .architectures import ARCHITECTURES, fill_codebooks, sentencepiece_model
-from .audio import load_audio
-from .errors import DSMLabError, run_cli
+from .architectures import ARCHITECTURES, sentencepiece_model
+from .audio_tokenizer import audio_tokenizer, row_pcm, split_rows, streaming_encode
+from .errors import run_cli
 from .model import DSMModel
 from .synth import vocabulary
 from .transcribe import iter_transcripts
@@ -44,52 +44,6 @@ TEXT_INPUT_NOISE = 0.5
 AUDIO_CODE_NOISE = 0.1  # share of input audio codes replaced by random codes (augmentation)
 TAIL_S = 1.28 + 0.5  # silence after each utterance: the longest delay plus Kyutai's margin
 
-SMALL_MIMI_CONFIG = {
-    "sample_rate": 24000,
-    "channels": 1,
-    "frame_rate": 12.5,
-    "seanet": {
-        "channels": 1,
-        "dimension": 64,
-        "causal": True,
-        "n_filters": 8,
-        "n_residual_layers": 1,
-        "activation": "ELU",
-        "compress": 2,
-        "dilation_base": 2,
-        "disable_norm_outer_blocks": 0,
-        "kernel_size": 7,
-        "residual_kernel_size": 3,
-        "last_kernel_size": 3,
-        "norm": "none",
-        "pad_mode": "constant",
-        "ratios": [8, 6, 5, 4],
-        "true_skip": True,
-    },
-    "quantizer": {
-        "dimension": 32,
-        "n_q": 8,
-        "bins": 256,
-        "input_dimension": 64,
-        "output_dimension": 64,
-    },
-    "transformer": {
-        "d_model": 64,
-        "num_heads": 4,
-        "num_layers": 1,
-        "causal": True,
-        "layer_scale": 0.01,
-        "context": 25,
-        "conv_layout": True,
-        "max_period": 10000,
-        "gating": "none",
-        "norm": "layer_norm",
-        "positional_embedding": "rope",
-        "dim_feedforward": 128,
-        "input_dimension": 64,
-        "output_dimensions": [64],
-    },
-}
 SMALL_LM = ARCHITECTURES["tiny"] | {
     "card": 256,
     "n_q": 8,
@@ -140,103 +94,17 @@ def word_tokenizer(seed: int = 0) -> bytes:
     return sentencepiece_model(lines, len(words) + 4, "word")
 
 
-def audio_tokenizer(directory: Path, corpus: Path, seed: int = 0, encoder_steps: int = 400):
-    """The shared small Mimi: loaded from `directory`, or built there.
-
-    Built: the encoder is trained briefly to predict log band energies of each frame
-    (`fit_encoder`: a random encoder's latents hardly separate words), then the codebooks
-    are fit by k-means on the corpus latents.
-    """
-    weights = directory / "mimi.safetensors"
-    if weights.is_file():
-        config = json.loads((directory / "mimi_config.json").read_text())
-        return get_mimi(weights, config, num_codebooks=config["quantizer"]["n_q"])
-    torch.manual_seed(seed)
-    mimi = get_mimi(None, SMALL_MIMI_CONFIG, num_codebooks=SMALL_MIMI_CONFIG["quantizer"]["n_q"])
-    train = _split(corpus, "train")
-    picks = random.Random(seed).sample(range(len(train)), min(600, len(train)))
-    audio = [_pcm(train[i]) for i in picks]
-    length = min(len(a) for a in audio) // 1920 * 1920
-    batch = torch.stack([a[:length] for a in audio])[:, None]
-    fit_encoder(mimi, batch, encoder_steps, seed)
-    with torch.no_grad():
-        fill_codebooks(mimi, seed, audio=batch[:300], kmeans_iters=15)
-    directory.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in mimi.state_dict().items()}, weights)
-    (directory / "mimi_config.json").write_text(json.dumps(SMALL_MIMI_CONFIG, indent=2))
-    return mimi
-
-
-def band_energies(audio: torch.Tensor, bands: int = 32, sub_frames: int = 4) -> torch.Tensor:
-    """[B, T] 24 kHz -> [B, frames, sub_frames * bands]: log energies in log-spaced bands of
-    each 20 ms sub-frame, grouped per 80 ms Mimi frame (a mel-like target)."""
-    hop = 1920 // sub_frames
-    window = torch.hann_window(2 * hop)
-    spec = torch.stft(audio, 2 * hop, hop, window=window, return_complex=True).abs() ** 2
-    spec = spec[:, :, 1 : audio.shape[1] // hop + 1]  # frame k covers samples up to (k+1)*hop
-    edges = torch.logspace(np.log10(2), np.log10(spec.shape[1] - 1), bands + 1).long()
-    energies = torch.stack(
-        [
-            spec[:, lo : max(hi, lo + 1)].mean(1)
-            for lo, hi in zip(edges[:-1], edges[1:], strict=True)
-        ],
-        1,
-    )
-    logs = torch.log(energies + 1e-6)  # [B, bands, T * sub_frames]
-    frames = logs.shape[-1] // sub_frames
-    return (
-        logs[..., : frames * sub_frames]
-        .reshape(logs.shape[0], bands, frames, sub_frames)
-        .permute(0, 2, 3, 1)
-        .reshape(logs.shape[0], frames, sub_frames * bands)
-    )
-
-
-def fit_encoder(
-    mimi, audio: torch.Tensor, steps: int, seed: int, batch_size: int = 8, crop_frames: int = 20
-) -> list:
-    """Train Mimi's encoder so a linear map of each frame's latent predicts that frame's
-    band energies; returns the losses. A short, CPU-sized substitute for Mimi's training."""
-    target = band_energies(audio[:, 0])
-    target = (target - target.mean((0, 1))) / (target.std((0, 1)) + 1e-5)
-    head = torch.nn.Linear(mimi.dimension, target.shape[-1])
-    params = [
-        *mimi.encoder.parameters(),
-        *mimi.encoder_transformer.parameters(),
-        *mimi.downsample.parameters(),
-        *head.parameters(),
-    ]
-    optimizer = torch.optim.Adam(params, lr=3e-3)
-    generator = torch.Generator().manual_seed(seed)
-    losses = []
-    with no_compile(), torch.enable_grad():
-        for _ in range(steps):
-            picks = torch.randint(len(audio), (batch_size,), generator=generator)
-            first = int(torch.randint(target.shape[1] - crop_frames, (1,), generator=generator))
-            crop = audio[picks, :, first * 1920 : (first + crop_frames) * 1920]
-            latent = mimi._encode_to_unquantized_latent(crop)  # [B, D, crop_frames]
-            predicted = head(latent.transpose(1, 2))
-            goal = target[picks, first : first + crop_frames]
-            loss = torch.nn.functional.mse_loss(predicted, goal)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            losses.append(loss.item())
-    mimi.zero_grad(set_to_none=True)
-    return losses
-
-
 @torch.no_grad()
-def encode_split(mimi, corpus: Path, split: str, cache: Path, tokenizer) -> list[Example]:
+def encodesplit_rows(mimi, corpus: Path, split: str, cache: Path, tokenizer) -> list[Example]:
     """Mimi codes of every utterance of a split (cached next to the audio tokenizer)."""
-    rows = _split(corpus, split)
+    rows = split_rows(corpus, split)
     path = cache / f"codes-{split}-{rows._fingerprint}.pt"
     if path.is_file():
         codes = torch.load(path)
     else:
         pcms = []
         for row in rows:
-            pcm = torch.nn.functional.pad(_pcm(row), (0, round(TAIL_S * 24000)))
+            pcm = torch.nn.functional.pad(row_pcm(row), (0, round(TAIL_S * 24000)))
             pcms.append(torch.nn.functional.pad(pcm, (0, -len(pcm) % 1920)))
         codes = [None] * len(pcms)
         order = sorted(range(len(pcms)), key=lambda i: len(pcms[i]))
@@ -254,18 +122,6 @@ def encode_split(mimi, corpus: Path, split: str, cache: Path, tokenizer) -> list
         )
         for c, row in zip(codes, rows, strict=True)
     ]
-
-
-@torch.no_grad()
-def streaming_encode(mimi, pcms: list[torch.Tensor]) -> list[torch.Tensor]:
-    """Codes as inference computes them, frame by frame (one-shot encoding differs on about
-    1% of codes here: float noise near codebook boundaries)."""
-    length = max(len(p) for p in pcms)
-    batch = torch.stack([torch.nn.functional.pad(p, (0, length - len(p))) for p in pcms])
-    with mimi.streaming(len(pcms)):
-        frames = [mimi.encode(batch[:, None, i : i + 1920]) for i in range(0, length, 1920)]
-    codes = torch.cat(frames, dim=-1)
-    return [c[:, : len(p) // 1920] for c, p in zip(codes, pcms, strict=True)]
 
 
 def word_separation(
@@ -361,11 +217,11 @@ def train(
     tokenizer_bytes = word_tokenizer(seed)
     tokenizer = sentencepiece.SentencePieceProcessor(model_proto=tokenizer_bytes)
     mimi = audio_tokenizer(audio_dir, corpus, seed, encoder_steps)
-    train_set = encode_split(mimi, corpus, "train", audio_dir, tokenizer)
-    valid_rows = _split(corpus, "validation")
+    train_set = encodesplit_rows(mimi, corpus, "train", audio_dir, tokenizer)
+    valid_rows = split_rows(corpus, "validation")
     report = audio_dir / "tokenizer_report.json"
     if not report.is_file():
-        valid_set = encode_split(mimi, corpus, "validation", audio_dir, tokenizer)
+        valid_set = encodesplit_rows(mimi, corpus, "validation", audio_dir, tokenizer)
         separation = word_separation(train_set, valid_set, mimi.cardinality)
         report.write_text(
             json.dumps(
@@ -438,7 +294,7 @@ def validation_wer(model: DSMModel, rows, limit: int = 60) -> float:
     from eval.metrics import normalizer, wer_metrics  # the one WER implementation
 
     model.lm.eval()
-    items = [(i, _pcm(rows[i])) for i in range(min(limit, len(rows)))]
+    items = [(i, row_pcm(rows[i])) for i in range(min(limit, len(rows)))]
     normalize = normalizer("en")
     records = [
         {
@@ -473,21 +329,6 @@ def save(
     (out / "config.json").write_text(json.dumps(config, indent=2))
     (out / "training_log.json").write_text(json.dumps(log, indent=1))
     return out
-
-
-def _split(corpus: Path, split: str):
-    import datasets
-
-    try:
-        return datasets.load_from_disk(str(corpus))[split]
-    except (FileNotFoundError, KeyError):
-        raise DSMLabError(
-            f"{corpus}: no '{split}' split; make one with python -m dsmlab.synth --out {corpus}"
-        ) from None
-
-
-def _pcm(row) -> torch.Tensor:
-    return load_audio(row["audio"]["bytes"], name=row["id"])
 
 
 def main(argv: list[str] | None = None) -> int:
