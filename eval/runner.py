@@ -83,8 +83,8 @@ def fill_defaults(args: argparse.Namespace, script: str, several: bool = False) 
         models = default_models(several)
         args.model = models if several else models[0]
     if args.out is None:
-        name = "sweep" if several else Path(str(args.model)).name
-        args.out = Path("runs") / f"{script}-{name}"
+        name = script if several else f"{script}-{Path(str(args.model)).name}"
+        args.out = Path("runs") / name
 
 
 @dataclass
