@@ -5,16 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import numpy as np
+from matplotlib.figure import Figure  # not pyplot: the caller's backend (a notebook's) stays
 
 
 def wer_histogram(records: Sequence[dict], path: Path) -> Path:
     wers = [min(r["wer"], 2.0) for r in records if r["status"] == "ok"]
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig = Figure(figsize=(6, 3.5))
+    ax = fig.subplots()
     ax.hist(wers, bins=20, range=(0, 2.0), color="tab:blue")
     ax.set_xlabel("utterance WER (capped at 2)")
     ax.set_ylabel("utterances")
@@ -24,7 +22,8 @@ def wer_histogram(records: Sequence[dict], path: Path) -> Path:
 
 def timestamp_errors(records: Sequence[dict], path: Path) -> Path:
     matches = [m for r in records if r["status"] == "ok" for m in r.get("matches", [])]
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig = Figure(figsize=(6, 3.5))
+    ax = fig.subplots()
     for edge, color in (("start", "tab:blue"), ("end", "tab:orange")):
         errors = [1000 * (m[f"hyp_{edge}"] - m[f"ref_{edge}"]) for m in matches]
         ax.hist(errors, bins=40, range=(-400, 400), alpha=0.6, color=color, label=edge)
@@ -50,7 +49,8 @@ def latency_cdf(records: Sequence[dict], path: Path, flush: Sequence[float] = ()
         for r in records
         if r["status"] == "ok" and r.get("finalization_s") is not None
     )
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig = Figure(figsize=(6, 3.5))
+    ax = fig.subplots()
     for values, label in (
         (words, "word emission latency"),
         (finals, "finalization, no flush"),
@@ -81,7 +81,8 @@ def against_delay(rows: Sequence[dict], path: Path) -> Path:
             ],
         ),
     ]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    fig = Figure(figsize=(13, 3.6))
+    axes = fig.subplots(1, 3)
     for ax, (ylabel, series) in zip(axes, panels, strict=True):
         drawn = False
         for key, label, scale in series:
@@ -112,5 +113,4 @@ def against_delay(rows: Sequence[dict], path: Path) -> Path:
 def _save(fig, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path

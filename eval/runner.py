@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 import dsmlab
 from dsmlab.checkpoint import bundled_models
@@ -142,7 +142,9 @@ def _transcribe_into(
     pending: dict[int, Utterance] = {}
     data_s = 0.0
     total = None if data.size is None else max(0, data.size - len(done))
-    bar = tqdm(total=total, unit="utt", disable=rank != 0, dynamic_ncols=True)
+    # only rank 0 shows progress; its bar follows tqdm's defaults (TQDM_DISABLE=1 hides it)
+    quiet = {"disable": True} if rank != 0 else {}
+    bar = tqdm(total=total, unit="utt", dynamic_ncols=True, **quiet)
     audio_s = 0.0
     _drop_partial_line(part)
     with part.open("a") as sink:
