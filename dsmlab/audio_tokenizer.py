@@ -17,7 +17,7 @@ from moshi.models.loaders import get_mimi
 from moshi.utils.compile import no_compile
 from safetensors.torch import save_file
 
-from .architectures import fill_codebooks
+from .architectures import MIMI_CONFIG, fill_codebooks
 from .audio import load_audio
 from .errors import DSMLabError
 
@@ -25,24 +25,7 @@ SMALL_MIMI_CONFIG = {
     "sample_rate": 24000,
     "channels": 1,
     "frame_rate": 12.5,
-    "seanet": {
-        "channels": 1,
-        "dimension": 64,
-        "causal": True,
-        "n_filters": 8,
-        "n_residual_layers": 1,
-        "activation": "ELU",
-        "compress": 2,
-        "dilation_base": 2,
-        "disable_norm_outer_blocks": 0,
-        "kernel_size": 7,
-        "residual_kernel_size": 3,
-        "last_kernel_size": 3,
-        "norm": "none",
-        "pad_mode": "constant",
-        "ratios": [8, 6, 5, 4],
-        "true_skip": True,
-    },
+    "seanet": MIMI_CONFIG["seanet"] | {"dimension": 64, "n_filters": 8},
     "quantizer": {
         "dimension": 32,
         "n_q": 8,
@@ -50,18 +33,12 @@ SMALL_MIMI_CONFIG = {
         "input_dimension": 64,
         "output_dimension": 64,
     },
-    "transformer": {
+    "transformer": MIMI_CONFIG["transformer"]
+    | {
         "d_model": 64,
         "num_heads": 4,
         "num_layers": 1,
-        "causal": True,
-        "layer_scale": 0.01,
         "context": 25,
-        "conv_layout": True,
-        "max_period": 10000,
-        "gating": "none",
-        "norm": "layer_norm",
-        "positional_embedding": "rope",
         "dim_feedforward": 128,
         "input_dimension": 64,
         "output_dimensions": [64],

@@ -54,7 +54,7 @@ def words_from_tokens(
     Times are clipped to [0, audio_end] when `audio_end` is given.
     """
     tokens = [int(t) for t in tokens]
-    segments = _segments(tokens, padding_id, end_of_padding_id, frame_rate)
+    segments = _segments(tokens, padding_id, end_of_padding_id)
     spans: list[tuple[_Span, float]] = []  # (word, frame where it ends)
     for seg_start, seg_stop, closed in segments:
         words_here: list[_Span] = []
@@ -100,7 +100,7 @@ def words_from_tokens(
 
 
 def _segments(
-    tokens: list[int], padding_id: int, end_of_padding_id: int, frame_rate: float
+    tokens: list[int], padding_id: int, end_of_padding_id: int
 ) -> list[tuple[int, int, bool]]:
     """(start, stop, closed): frames between boundaries; text before the first one counts."""
     boundaries = [i for i, t in enumerate(tokens) if t == end_of_padding_id]

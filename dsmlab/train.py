@@ -95,7 +95,7 @@ def word_tokenizer(seed: int = 0) -> bytes:
 
 
 @torch.no_grad()
-def encodesplit_rows(mimi, corpus: Path, split: str, cache: Path, tokenizer) -> list[Example]:
+def encode_split(mimi, corpus: Path, split: str, cache: Path, tokenizer) -> list[Example]:
     """Mimi codes of every utterance of a split (cached next to the audio tokenizer)."""
     rows = split_rows(corpus, split)
     path = cache / f"codes-{split}-{rows._fingerprint}.pt"
@@ -217,11 +217,12 @@ def train(
     tokenizer_bytes = word_tokenizer(seed)
     tokenizer = sentencepiece.SentencePieceProcessor(model_proto=tokenizer_bytes)
     mimi = audio_tokenizer(audio_dir, corpus, seed, encoder_steps)
-    train_set = encodesplit_rows(mimi, corpus, "train", audio_dir, tokenizer)
+    train_set = encode_split(mimi, corpus, "train", audio_dir, tokenizer)
     valid_rows = split_rows(corpus, "validation")
+    valid_items = validation_items(valid_rows)  # decoded once, scored at every evaluation
     report = audio_dir / "tokenizer_report.json"
     if not report.is_file():
-        valid_set = encodesplit_rows(mimi, corpus, "validation", audio_dir, tokenizer)
+        valid_set = encode_split(mimi, corpus, "validation", audio_dir, tokenizer)
         separation = word_separation(train_set, valid_set, mimi.cardinality)
         report.write_text(
             json.dumps(
@@ -280,7 +281,7 @@ def train(
                 "elapsed_s": round(time.perf_counter() - start, 1),
             }
             if step % eval_every == 0 or step == steps:
-                entry["validation_wer"] = validation_wer(model, valid_rows)
+                entry["validation_wer"] = validation_wer(model, valid_items)
                 lm.train()
             if step % log_every == 0 or "validation_wer" in entry:
                 print(json.dumps(entry), flush=True)
@@ -289,21 +290,26 @@ def train(
     return save(model, out, tokenizer_bytes, audio_dir, log)
 
 
-def validation_wer(model: DSMModel, rows, limit: int = 60) -> float:
-    """Corpus WER of greedy decoding on the first `limit` validation utterances."""
+def validation_items(rows, limit: int = 60) -> list[tuple[str, torch.Tensor]]:
+    """(reference text, 24 kHz audio) of the first `limit` validation utterances."""
+    return [(rows[i]["text"], row_pcm(rows[i])) for i in range(min(limit, len(rows)))]
+
+
+def validation_wer(model: DSMModel, items: list[tuple[str, torch.Tensor]]) -> float:
+    """Corpus WER of greedy decoding on the validation items."""
     from eval.metrics import normalizer, wer_metrics  # the one WER implementation
 
     model.lm.eval()
-    items = [(i, row_pcm(rows[i])) for i in range(min(limit, len(rows)))]
     normalize = normalizer("en")
+    audio = [(i, pcm) for i, (_, pcm) in enumerate(items)]
     records = [
         {
             "status": "ok",
             "audio_s": t.audio_s,
-            "ref_norm": normalize(rows[i]["text"]),
+            "ref_norm": normalize(items[i][0]),
             "hyp_norm": normalize(t.text),
         }
-        for i, t in iter_transcripts(model, items, 16)
+        for i, t in iter_transcripts(model, audio, 16)
     ]
     return round(wer_metrics(records)["wer"], 4)
 
