@@ -3,6 +3,7 @@ import json
 import pytest
 import torch
 
+import dsmlab
 from dsmlab.train import (
     AUDIO_CODE_NOISE,
     END_OF_PADDING_ID,
@@ -14,6 +15,7 @@ from dsmlab.train import (
     text_stream,
     train,
 )
+from dsmlab.train_vad import add_vad_heads
 
 P, E = PADDING_ID, END_OF_PADDING_ID
 
@@ -63,10 +65,10 @@ def test_input_corruption_changes_words_and_codes_only_at_their_rates():
 
 
 @pytest.mark.slow
-def test_a_few_steps_lower_the_loss(tmp_path):
+def test_a_few_steps_lower_the_loss_and_vad_heads_can_be_added(tmp_path):
     from dsmlab.synth import generate
 
-    corpus = generate(tmp_path / "c", {"train": 24, "validation": 4}, seed=1)
+    corpus = generate(tmp_path / "c", {"train": 24, "validation": 4, "test": 4}, seed=1)
     out = train(
         corpus,
         tmp_path / "m",
@@ -85,3 +87,7 @@ def test_a_few_steps_lower_the_loss(tmp_path):
         "audio_delay_seconds": 0.16,
         "audio_silence_prefix_seconds": 0.0,
     }
+    report = add_vad_heads(out, corpus, tmp_path / "tok", limit=24)
+    assert report["train_steps"] > 0 and 0 < report["end_of_turn_share"] < 1
+    assert len(report["test_split"]) == 9  # thresholds x holds
+    assert dsmlab.load(str(out), device="cpu").has_vad
