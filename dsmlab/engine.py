@@ -74,6 +74,9 @@ class FlushResult:
         return float(self.stream_time[row, step]), self.step_wall_s[step]
 
 
+ENCODE_AHEAD = 4  # frames per Mimi call in `Engine.run`: the fastest measured on CPU (eval.bench)
+
+
 def flush_frames(delay_s: float, frame_rate: float = 12.5) -> int:
     """Silent frames that push every pending word out: ceil(delay / frame) + 1."""
     return math.ceil(round(delay_s * frame_rate, 6)) + 1
@@ -94,6 +97,7 @@ class Engine:
             model.lm, use_sampling=temperature > 0, temp=temperature, temp_text=temperature
         )
         self.frames_fed = np.zeros(batch_size, dtype=np.int64)
+        self.steps = 0  # batched steps run in this streaming session
         self._active = torch.ones(batch_size, dtype=torch.bool)
         self._stack: ExitStack | None = None
 
@@ -106,6 +110,7 @@ class Engine:
         self._stack.enter_context(self.model.mimi.streaming(self.batch_size))
         self._stack.enter_context(self.lm_gen.streaming(self.batch_size))
         self.frames_fed[:] = 0
+        self.steps = 0
         self._active[:] = True
         return self
 
@@ -132,7 +137,12 @@ class Engine:
         active = active.to(dtype=torch.bool, device="cpu")
         if not torch.equal(active, self._active):
             self._set_active(active)
-        codes = self.model.mimi.encode(frames)
+        return self._step_codes(self.model.mimi.encode(frames), active)
+
+    def _step_codes(
+        self, codes: torch.Tensor, active: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The LM's step on one frame of Mimi codes ([B, n_q, 1]) for the `active` slots."""
         end_of_turn = None
         if self.model.has_vad:
             out, heads = self.lm_gen.step_with_extra_heads(codes)
@@ -140,6 +150,7 @@ class Engine:
         else:
             out = self.lm_gen.step(codes)
         self.frames_fed += active.numpy()
+        self.steps += 1
         return out[:, 0, 0], end_of_turn
 
     def step(self, frames: torch.Tensor, active: torch.Tensor | None = None) -> list[StepOutput]:
@@ -200,18 +211,23 @@ class Engine:
             padding_id=self.model.padding_id,
         )
 
-    def run(self, streams: Iterable[tuple[Hashable, torch.Tensor]]) -> Iterator[StreamResult]:
+    def run(
+        self, streams: Iterable[tuple[Hashable, torch.Tensor]], encode_ahead: int = ENCODE_AHEAD
+    ) -> Iterator[StreamResult]:
         """Continuous batching: feed each (key, pcm) stream through a free slot, yield as done.
 
         `pcm` is 1-D 24 kHz audio whose length is a multiple of the frame size (see
-        `transcribe.pad_for_model`). Every stream gets the tokens it would get alone.
+        `transcribe.pad_for_model`). Every stream gets the tokens it would get alone. The audio
+        is known in advance, so Mimi encodes `encode_ahead` frames per call (see
+        `_encode_ahead`); slots are refilled every `encode_ahead` steps.
         """
+        if encode_ahead < 1:
+            raise DSMLabError(f"encode_ahead must be at least 1 frame, got {encode_ahead}")
         pending = iter(streams)
         frame_size = self.model.frame_size
         slots: list[_Slot | None] = [None] * self.batch_size
         history: list[torch.Tensor] = []
         eot_history: list[torch.Tensor] = []
-        step_index = 0
         exhausted = False
         while True:
             fresh = torch.zeros(self.batch_size, dtype=torch.bool)
@@ -227,34 +243,69 @@ class Engine:
                             f"stream {key!r}: expected 1-D audio of a positive multiple of "
                             f"{frame_size} samples, got shape {tuple(pcm.shape)}"
                         )
-                    slots[s] = _Slot(key, pcm.to(self.model.device), step_index)
+                    slots[s] = _Slot(
+                        key, pcm.to(self.model.device), self.steps, frames=pcm.numel() // frame_size
+                    )
                     fresh[s] = True
             if fresh.any():
                 self.reset(fresh)
-            active = torch.tensor([slot is not None for slot in slots])
-            if not active.any():
+            if all(slot is None for slot in slots):
                 return
-            frames = torch.zeros(self.batch_size, 1, frame_size, device=self.model.device)
+            chunk = torch.zeros(
+                self.batch_size, 1, encode_ahead * frame_size, device=self.model.device
+            )
             for s, slot in enumerate(slots):
                 if slot is not None:
                     start = slot.frames_done * frame_size
-                    frames[s, 0] = slot.pcm[start : start + frame_size]
-                    slot.frames_done += 1
-            tokens, end_of_turn = self.step_tensors(frames, active)
-            history.append(tokens)
-            if end_of_turn is not None:
-                eot_history.append(end_of_turn)
-            step_index += 1
-            for s, slot in enumerate(slots):
-                if slot is not None and slot.frames_done * frame_size == slot.pcm.numel():
-                    yield self._collect(slot, s, history, eot_history)
-                    slots[s] = None
-            oldest = min((x.first_step for x in slots if x is not None), default=step_index)
+                    audio = slot.pcm[start : start + encode_ahead * frame_size]
+                    chunk[s, 0, : audio.numel()] = audio
+            codes = self._encode_ahead(chunk)
+            for k in range(encode_ahead):
+                active = torch.tensor([slot is not None and slot.frames_left > 0 for slot in slots])
+                if not active.any():
+                    break
+                if not torch.equal(active, self._active):
+                    self._set_active(active, mimi=False)
+                tokens, end_of_turn = self._step_codes(codes[:, :, k : k + 1], active)
+                history.append(tokens)
+                if end_of_turn is not None:
+                    eot_history.append(end_of_turn)
+                for s, slot in enumerate(slots):
+                    if slot is not None and active[s]:
+                        slot.frames_done += 1
+                        if slot.frames_left == 0:
+                            yield self._collect(slot, s, history, eot_history)
+                            slots[s] = None
+            oldest = min((x.first_step for x in slots if x is not None), default=self.steps)
             # Only history still needed by a running stream is kept.
-            if oldest > 0 and oldest - (step_index - len(history)) > 256:
-                drop = oldest - (step_index - len(history))
-                del history[:drop]
-                del eot_history[:drop]
+            kept_from = self.steps - len(history)
+            if oldest - kept_from > 256:
+                del history[: oldest - kept_from]
+                del eot_history[: oldest - kept_from]
+
+    @torch.no_grad()
+    def _encode_ahead(self, chunk: torch.Tensor) -> torch.Tensor:
+        """Mimi codes [B, n_q, K] of K frames [B, 1, K * 1920], in every slot, equal to K
+        calls of `mimi.encode` on one frame each: MimiModel._encode_to_unquantized_latent with
+        its SEANet encoder run once over the K frames (a causal conv stack with streaming
+        state, so only the call size changes) and its transformer, whose ring KV cache holds
+        exactly its context, kept at one frame per call. Tested against the per-frame path."""
+        mimi = self.model.mimi
+        state = mimi._streaming_state
+        masked = not bool(state.exec_mask.all())
+        if masked:  # encode in every slot: an idle slot's state is reset before it is used
+            mimi.set_exec_mask(torch.ones_like(state.exec_mask))
+        emb = state.graphed_encoder(chunk).clone()
+        per_frame = emb.shape[-1] // (chunk.shape[-1] // self.model.frame_size)
+        codes = []
+        for start in range(0, emb.shape[-1], per_frame):
+            frame = emb[..., start : start + per_frame]
+            if mimi.encoder_transformer is not None:
+                (frame,) = state.graphed_tr_enc(frame)
+            codes.append(mimi.quantizer.encode(mimi._to_framerate(frame)))
+        if masked:
+            mimi.set_exec_mask(self._active.to(self.model.device))
+        return torch.cat(codes, dim=-1)
 
     def _collect(
         self, slot: _Slot, s: int, history: list[torch.Tensor], eot_history: list[torch.Tensor]
@@ -264,9 +315,10 @@ class Engine:
         eot = torch.stack(eot_history[-n:])[:, s].float().cpu().numpy() if eot_history else None
         return StreamResult(slot.key, tokens, eot)
 
-    def _set_active(self, active: torch.Tensor) -> None:
+    def _set_active(self, active: torch.Tensor, mimi: bool = True) -> None:
         device_mask = active.to(self.model.device)
-        self.model.mimi.set_exec_mask(device_mask)
+        if mimi:
+            self.model.mimi.set_exec_mask(device_mask)
         self.lm_gen.set_exec_mask(device_mask)
         self._active = active.clone()
 
@@ -288,6 +340,12 @@ class _Slot:
     pcm: torch.Tensor
     first_step: int
     frames_done: int = 0
+
+    frames: int = 0  # the stream's length in frames
+
+    @property
+    def frames_left(self) -> int:
+        return self.frames - self.frames_done
 
 
 def _sync(device: torch.device) -> None:

@@ -121,3 +121,39 @@ def test_sampling_with_a_temperature_departs_from_greedy(tiny):
     with tiny.streaming(1, temperature=5.0) as engine:
         sampled = [engine.step(frame)[0].token for frame in frames]
     assert len(sampled) == len(greedy) and sampled != greedy
+
+
+@pytest.mark.parametrize("encode_ahead", [1, 3, 4, 7])
+def test_run_gives_the_plain_loop_tokens_whatever_the_frames_encoded_ahead(tiny, encode_ahead):
+    # lengths that end inside a chunk of encode_ahead frames, in 2 slots that get refilled
+    pcms = [make_audio(s, seed=20 + i) for i, s in enumerate([1.1, 2.3, 0.5, 1.7])]
+    padded = [kyutai_padding(p, tiny) for p in pcms]
+    with tiny.streaming(2) as engine:
+        results = {r.key: r for r in engine.run(enumerate(padded), encode_ahead=encode_ahead)}
+    for i, p in enumerate(padded):
+        reference, reference_eot = plain_loop(tiny, p, vad=True)
+        assert results[i].tokens.tolist() == reference
+        np.testing.assert_allclose(results[i].end_of_turn, reference_eot, atol=1e-5)
+
+
+def test_encoding_ahead_equals_mimi_one_frame_at_a_time(tiny):
+    audio = torch.stack([make_audio(0.8, seed=30), make_audio(0.8, seed=31)])[:, None]
+    audio = audio[..., : 8 * 1920]
+    with torch.no_grad(), tiny.mimi.streaming(2):
+        per_frame = torch.cat(
+            [tiny.mimi.encode(audio[..., k * 1920 : (k + 1) * 1920]) for k in range(8)], dim=-1
+        )
+    with tiny.streaming(2) as engine:
+        ahead = torch.cat(
+            [
+                engine._encode_ahead(audio[..., : 5 * 1920]),
+                engine._encode_ahead(audio[..., 5 * 1920 :]),
+            ],
+            dim=-1,
+        )
+    assert torch.equal(ahead, per_frame)
+
+
+def test_run_rejects_a_bad_encode_ahead(tiny):
+    with tiny.streaming(1) as engine, pytest.raises(DSMLabError, match="encode_ahead"):
+        list(engine.run([(0, torch.zeros(1920))], encode_ahead=0))
