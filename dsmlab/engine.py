@@ -74,7 +74,11 @@ class FlushResult:
         return float(self.stream_time[row, step]), self.step_wall_s[step]
 
 
-ENCODE_AHEAD = 4  # frames per Mimi call in `Engine.run`: the fastest measured on CPU (eval.bench)
+# Frames per Mimi call in `Engine.run`. 1 makes the calls Kyutai's loop makes, so the codes are
+# the same by construction. More is faster on CPU (4: 1.08x at batch 1, 1.18x at batch 8 on the
+# bundled models), but the convolutions then see other shapes and may round differently: 2 and
+# 8 changed 2.4% of one stream's tokens at batch 1 (eval.bench --encode-ahead measures both).
+ENCODE_AHEAD = 1
 
 
 def flush_frames(delay_s: float, frame_rate: float = 12.5) -> int:
@@ -218,8 +222,8 @@ class Engine:
 
         `pcm` is 1-D 24 kHz audio whose length is a multiple of the frame size (see
         `transcribe.pad_for_model`). Every stream gets the tokens it would get alone. The audio
-        is known in advance, so Mimi encodes `encode_ahead` frames per call (see
-        `_encode_ahead`); slots are refilled every `encode_ahead` steps.
+        is known in advance, so Mimi may encode `encode_ahead` frames per call (see
+        ENCODE_AHEAD and `_encode_ahead`); slots are then refilled every `encode_ahead` steps.
         """
         if encode_ahead < 1:
             raise DSMLabError(f"encode_ahead must be at least 1 frame, got {encode_ahead}")
@@ -289,7 +293,8 @@ class Engine:
         calls of `mimi.encode` on one frame each: MimiModel._encode_to_unquantized_latent with
         its SEANet encoder run once over the K frames (a causal conv stack with streaming
         state, so only the call size changes) and its transformer, whose ring KV cache holds
-        exactly its context, kept at one frame per call. Tested against the per-frame path."""
+        exactly its context, kept at one frame per call. Equal codes in exact arithmetic; in
+        floating point the convolutions may round differently (see ENCODE_AHEAD)."""
         mimi = self.model.mimi
         state = mimi._streaming_state
         masked = not bool(state.exec_mask.all())

@@ -30,6 +30,7 @@ from moshi.utils.compile import no_compile
 
 import dsmlab
 from dsmlab.architectures import ARCHITECTURES, build_random
+from dsmlab.engine import ENCODE_AHEAD
 from dsmlab.transcribe import pad_for_model
 
 from . import runner
@@ -120,19 +121,24 @@ def reference_run(
 
 
 def dsmlab_run(
-    model: dsmlab.DSMModel, streams: list[torch.Tensor], batch_size: int
+    model: dsmlab.DSMModel,
+    streams: list[torch.Tensor],
+    batch_size: int,
+    encode_ahead: int = ENCODE_AHEAD,
 ) -> tuple[list[torch.Tensor], int]:
     """The engine's offline path, as transcribe_batch drives it: longest first, and a slot
     refilled as soon as its stream ends."""
     order = sorted(range(len(streams)), key=lambda i: -streams[i].numel())
     tokens = {}
     with model.streaming(batch_size) as engine:
-        for result in engine.run((i, pad_for_model(streams[i], model)) for i in order):
+        for result in engine.run(
+            ((i, pad_for_model(streams[i], model)) for i in order), encode_ahead
+        ):
             tokens[result.key] = torch.from_numpy(result.tokens)
     return [tokens[i] for i in range(len(streams))], engine.steps
 
 
-def timed(fn, model: dsmlab.DSMModel, streams: list[torch.Tensor], batch_size: int):
+def timed(fn, model: dsmlab.DSMModel, streams: list[torch.Tensor], batch_size: int, **options):
     """(tokens, steps, wall seconds, peak memory GB: CUDA allocations, else the process's
     peak RSS)."""
     cuda = model.device.type == "cuda"
@@ -141,7 +147,7 @@ def timed(fn, model: dsmlab.DSMModel, streams: list[torch.Tensor], batch_size: i
         torch.cuda.reset_peak_memory_stats(model.device)
     start = time.perf_counter()
     with nullcontext() if cuda else no_compile():  # eager on CPU, as the engine runs there
-        tokens, steps = fn(model, streams, batch_size)
+        tokens, steps = fn(model, streams, batch_size, **options)
     if cuda:
         torch.cuda.synchronize(model.device)
     wall = time.perf_counter() - start
@@ -152,12 +158,19 @@ def timed(fn, model: dsmlab.DSMModel, streams: list[torch.Tensor], batch_size: i
     return tokens, steps, wall, peak
 
 
-def bench_row(model: dsmlab.DSMModel, streams: list[torch.Tensor], batch_size: int) -> BenchRow:
+def bench_row(
+    model: dsmlab.DSMModel,
+    streams: list[torch.Tensor],
+    batch_size: int,
+    encode_ahead: int = ENCODE_AHEAD,
+) -> BenchRow:
     warm = [streams[0][: 4 * model.frame_size]] * batch_size  # first calls: graphs, allocator
     reference_run(model, warm, batch_size)
-    dsmlab_run(model, warm, batch_size)
+    dsmlab_run(model, warm, batch_size, encode_ahead)
     ref_tokens, ref_steps, ref_wall, ref_peak = timed(reference_run, model, streams, batch_size)
-    our_tokens, our_steps, our_wall, our_peak = timed(dsmlab_run, model, streams, batch_size)
+    our_tokens, our_steps, our_wall, our_peak = timed(
+        dsmlab_run, model, streams, batch_size, encode_ahead=encode_ahead
+    )
     equal = sum(int((a == b).sum()) for a, b in zip(ref_tokens, our_tokens, strict=True))
     frames = sum(len(t) for t in ref_tokens)
     audio = sum(x.numel() for x in streams) / dsmlab.SAMPLE_RATE
@@ -254,6 +267,12 @@ def main(argv: list[str] | None = None) -> int:
         "--realtime", action="store_true", help="also measure live capacity (up to --max-live)"
     )
     parser.add_argument("--max-live", type=int, default=1024, help="largest live batch tried")
+    parser.add_argument(
+        "--encode-ahead",
+        type=int,
+        default=ENCODE_AHEAD,
+        help=f"dsmlab: frames per Mimi call (default {ENCODE_AHEAD})",
+    )
     parser.add_argument("--out", type=Path, help="run directory (default: runs/bench-<model>)")
     args = parser.parse_args(argv)
 
@@ -267,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         for batch in args.batch_size:
             streams = data if data is not None else speech(batch, args.seconds)
             try:
-                rows.append(bench_row(model, streams, batch))
+                rows.append(bench_row(model, streams, batch, args.encode_ahead))
             except torch.OutOfMemoryError:
                 torch.cuda.empty_cache()
                 print(f"batch {batch}: out of device memory; skipped")
@@ -279,6 +298,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.dataset
             else {"seconds_per_stream": args.seconds},
             "rows": [asdict(r) for r in rows],
+            "encode_ahead": args.encode_ahead,
             "environment": runner.environment(model),
         }
         if args.realtime:
