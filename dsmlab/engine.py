@@ -248,7 +248,7 @@ class Engine:
                             f"{frame_size} samples, got shape {tuple(pcm.shape)}"
                         )
                     slots[s] = _Slot(
-                        key, pcm.to(self.model.device), self.steps, frames=pcm.numel() // frame_size
+                        key, pcm.to(self.model.device), self.steps, pcm.numel() // frame_size
                     )
                     fresh[s] = True
             if fresh.any():
@@ -344,9 +344,8 @@ class _Slot:
     key: Hashable
     pcm: torch.Tensor
     first_step: int
+    frames: int  # the stream's length in frames
     frames_done: int = 0
-
-    frames: int = 0  # the stream's length in frames
 
     @property
     def frames_left(self) -> int:

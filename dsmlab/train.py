@@ -174,13 +174,13 @@ def batch_codes(examples: list[Example], delay_frames: int) -> torch.Tensor:
     return torch.stack(rows)
 
 
-def text_logits(lm, codes: torch.Tensor) -> torch.Tensor:
-    """[B, T, text_card] logits for each position of `codes` ([B, 1 + n_q, T]), as
-    LMModel.forward computes them (the initial token first, all delays 0) without its
-    depformer part, which a dep_q = 0 STT model does not have."""
+def teacher_forced(lm, codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Transformer outputs [B, T, dim] and text logits [B, T, text_card] for each position of
+    `codes` ([B, 1 + n_q, T]), as LMModel.forward computes them (the initial token first, all
+    delays 0) without its depformer part, which a dep_q = 0 STT model does not have."""
     initial = lm._get_initial_token().expand(codes.shape[0], -1, -1)
-    _, logits = lm.forward_text(torch.cat([initial, codes[:, :, :-1]], dim=2))
-    return logits[:, 0]
+    out, logits = lm.forward_text(torch.cat([initial, codes[:, :, :-1]], dim=2))
+    return out, logits[:, 0]
 
 
 def corrupt_inputs(codes: torch.Tensor, vocab: int, card: int, generator) -> torch.Tensor:
@@ -266,7 +266,7 @@ def train(
             codes = batch_codes([train_set[i] for i in picks], delay_frames)
             noisy = corrupt_inputs(codes, tokenizer.get_piece_size(), mimi.cardinality, order)
             codes, noisy = codes.to(device), noisy.to(device)
-            logits = text_logits(lm, noisy)
+            _, logits = teacher_forced(lm, noisy)
             loss = torch.nn.functional.cross_entropy(
                 logits.flatten(0, 1), codes[:, 0].flatten(), weight=weights
             )

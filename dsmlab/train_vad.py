@@ -28,7 +28,7 @@ from .audio_tokenizer import row_pcm, split_rows
 from .checkpoint import load
 from .errors import DSMLabError, run_cli
 from .model import DSMModel
-from .train import FRAME_RATE, batch_codes, encode_split
+from .train import FRAME_RATE, batch_codes, encode_split, teacher_forced
 from .transcribe import transcribe_batch
 from .vad import END_OF_TURN_HEAD
 
@@ -53,8 +53,7 @@ def features(model: DSMModel, corpus: Path, audio_dir: Path, limit: int, batch_s
         for first in range(0, len(examples), batch_size):
             chunk = examples[first : first + batch_size]
             codes = batch_codes(chunk, delay_frames)
-            initial = model.lm._get_initial_token().expand(codes.shape[0], -1, -1)
-            out, _ = model.lm.forward_text(torch.cat([initial, codes[:, :, :-1]], dim=2))
+            out, _ = teacher_forced(model.lm, codes)
             for i, example in enumerate(chunk):
                 steps = example.codes.shape[1] - 1  # this row's steps, without batch padding
                 last_end = rows[first + i]["words"][-1]["end"]

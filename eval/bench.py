@@ -69,10 +69,9 @@ def load_bench_model(spec: str, device: str | None) -> dsmlab.DSMModel:
     return dsmlab.load(spec, device=device)
 
 
-def speech(batch_size: int, seconds: float) -> list[torch.Tensor]:
-    """`batch_size` streams of `seconds` each: the bundled test utterances joined end to end;
-    stream b starts at utterance b, so the streams differ."""
-    utterances = [torch.from_numpy(u.audio) for u in load_eval_data("synth")]
+def speech(utterances: list[torch.Tensor], batch_size: int, seconds: float) -> list[torch.Tensor]:
+    """`batch_size` streams of `seconds` each: the utterances joined end to end; stream b
+    starts at utterance b, so the streams differ."""
     n = round(seconds * dsmlab.SAMPLE_RATE)
     streams = []
     for b in range(batch_size):
@@ -282,9 +281,14 @@ def main(argv: list[str] | None = None) -> int:
             raise dsmlab.DSMLabError("--seconds must be positive and every --batch-size >= 1")
         model = load_bench_model(str(args.model), args.device)
         rows = []
-        data = dataset_speech(args.dataset, args.max_samples) if args.dataset else None
+        # read once: the dataset's utterances, else the bundled test speech to cut streams from
+        utterances = (
+            dataset_speech(args.dataset, args.max_samples)
+            if args.dataset
+            else dataset_speech("synth", None)
+        )
         for batch in args.batch_size:
-            streams = data if data is not None else speech(batch, args.seconds)
+            streams = utterances if args.dataset else speech(utterances, batch, args.seconds)
             try:
                 rows.append(bench_row(model, streams, batch, args.encode_ahead))
             except torch.OutOfMemoryError:
