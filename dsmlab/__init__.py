@@ -1,31 +1,62 @@
-"""dsmlab: a research and evaluation workbench for Kyutai's Delayed Streams Modeling STT models."""
+"""dsmlab: a research and evaluation workbench for Kyutai's Delayed Streams Modeling STT models.
 
-from .audio import FRAME_RATE, FRAME_SIZE, SAMPLE_RATE, load_audio
-from .checkpoint import KNOWN_MODELS, load
-from .engine import Engine, FlushResult, StepOutput, StreamResult, flush_frames
-from .errors import DSMLabError
+    model = dsmlab.load("stt-2.6b-en")          # or a bundled model, "owner/repo", a folder
+    transcript = dsmlab.transcribe(model, "speech.wav")
+
+The names below are the public API; `eval/` uses nothing else.
+"""
+
+from .architectures import ARCHITECTURES, build_random, save_random
+from .audio import FRAME_RATE, FRAME_SIZE, SAMPLE_RATE, AudioInput, load_audio
+from .bundled import bundled_models, test_split
+from .errors import DSMLabError, run_cli
+from .loading import KNOWN_MODELS, available_models, load
 from .model import DSMModel
-from .timing import Word, words_from_tokens
-from .transcribe import Transcript
+from .normalizers import NORMALIZERS, get_normalizer
+from .scheduler import ENCODE_AHEAD, StreamResult, run_streams
+from .scoring import error_rates, utterance_wer
+from .stepper import FlushResult, StepOutput, Stepper, flush_frames
+from .timing import END_OF_PADDING_ID, PADDING_ID, Word, words_from_tokens
+from .transcribe import Transcript, iter_transcripts, pad_for_model, transcribe, transcribe_batch
 from .vad import EndOfTurnDetector, end_of_turn_frames
 
 __all__ = [
+    "ARCHITECTURES",
+    "AudioInput",
     "DSMLabError",
     "DSMModel",
+    "ENCODE_AHEAD",
+    "END_OF_PADDING_ID",
     "EndOfTurnDetector",
-    "Engine",
     "FRAME_RATE",
     "FRAME_SIZE",
     "FlushResult",
     "KNOWN_MODELS",
+    "NORMALIZERS",
+    "PADDING_ID",
     "SAMPLE_RATE",
     "StepOutput",
+    "Stepper",
     "StreamResult",
     "Transcript",
     "Word",
+    "available_models",
+    "build_random",
+    "bundled_models",
     "end_of_turn_frames",
+    "error_rates",
     "flush_frames",
+    "get_normalizer",
+    "iter_transcripts",
     "load",
     "load_audio",
+    "pad_for_model",
+    "run_cli",
+    "run_streams",
+    "save_random",
+    "test_split",
+    "transcribe",
+    "transcribe_batch",
+    "utterance_wer",
     "words_from_tokens",
 ]

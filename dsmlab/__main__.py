@@ -43,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _transcribe(args: argparse.Namespace) -> int:
     from .audio import load_audio
-    from .checkpoint import load
+    from .loading import load
+    from .transcribe import transcribe_batch
 
     pcms = [load_audio(f) for f in args.files]  # fail on a bad file before loading the model
     model = load(args.model, device=args.device)
@@ -52,7 +53,8 @@ def _transcribe(args: argparse.Namespace) -> int:
             f"{model.name} has no semantic-VAD heads; use a checkpoint that has them "
             "(e.g. stt-1b-en_fr-candle)"
         )
-    transcripts = model.transcribe_batch(
+    transcripts = transcribe_batch(
+        model,
         pcms,
         sample_rates=[model.sample_rate] * len(pcms),
         batch_size=args.batch_size,
@@ -78,7 +80,8 @@ def _transcribe(args: argparse.Namespace) -> int:
 
 
 def _models(args: argparse.Namespace) -> int:
-    from .checkpoint import KNOWN_MODELS, bundled_models
+    from .bundled import bundled_models
+    from .loading import KNOWN_MODELS
 
     for name, directory in bundled_models().items():
         delay = json.loads((directory / "config.json").read_text())["stt_config"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import io
-import json
 import random
 from pathlib import Path
 
@@ -18,17 +17,19 @@ import sentencepiece
 import torch
 from moshi.models.loaders import _mimi_config as MIMI_CONFIG  # the released Mimi's config
 from moshi.models.loaders import get_mimi, get_moshi_lm
-from safetensors.torch import save_file
 
+from .audio import FRAME_RATE, FRAME_SIZE, SAMPLE_RATE
+from .checkpoint import lm_kwargs, write_checkpoint
 from .errors import DSMLabError
 from .model import DSMModel
+from .timing import END_OF_PADDING_ID, PADDING_ID
 
 _LM_COMMON = {
     "card": 2048,
     "n_q": 32,
     "dep_q": 0,
     "delays": [0] * 33,
-    "existing_text_padding_id": 3,
+    "existing_text_padding_id": PADDING_ID,
     "hidden_scale": 4.125,
     "causal": True,
     "layer_scale": None,
@@ -85,9 +86,9 @@ ARCHITECTURES: dict[str, dict] = {
 }
 
 TINY_MIMI_CONFIG = {
-    "sample_rate": 24000,
+    "sample_rate": SAMPLE_RATE,
     "channels": 1,
-    "frame_rate": 12.5,
+    "frame_rate": FRAME_RATE,
     "seanet": MIMI_CONFIG["seanet"] | {"dimension": 32, "n_filters": 4},
     "quantizer": {
         "dimension": 16,
@@ -118,52 +119,26 @@ def build_random(
 ) -> DSMModel:
     """An in-memory model of architecture `arch` with random weights (no files written)."""
     config = _config(arch, vad_heads)
-    mimi_config = TINY_MIMI_CONFIG if arch == "tiny" else MIMI_CONFIG
+    mimi_config = TINY_MIMI_CONFIG if arch == "tiny" else None  # None: the released Mimi
     torch.manual_seed(seed)
-    mimi = get_mimi(None, mimi_config, device=device, num_codebooks=config["n_q"])
+    mimi = get_mimi(None, mimi_config or MIMI_CONFIG, device=device, num_codebooks=config["n_q"])
     fill_codebooks(mimi, seed)
-    lm_kwargs = {k: v for k, v in config.items() if k not in _NOT_LM_KWARGS}
-    lm = get_moshi_lm(None, lm_kwargs=lm_kwargs, device=device, dtype=dtype)
+    lm = get_moshi_lm(None, lm_kwargs=lm_kwargs(config), device=device, dtype=dtype)
     tokenizer = train_tokenizer(config["text_card"], seed)
-    return DSMModel(
+    return DSMModel.from_parts(
+        config,
+        mimi,
+        lm,
+        sentencepiece.SentencePieceProcessor(model_proto=tokenizer),
         name=f"random-{arch}",
         source=f"random:{arch}",
-        mimi=mimi,
-        lm=lm,
-        tokenizer=sentencepiece.SentencePieceProcessor(model_proto=tokenizer),
-        delay_s=config["stt_config"]["audio_delay_seconds"],
-        prefix_s=config["stt_config"]["audio_silence_prefix_seconds"],
-        config=config,
+        mimi_config=mimi_config,
     )
 
 
 def save_random(arch: str, out_dir: str | Path, seed: int = 0, vad_heads: bool = False) -> Path:
-    """Write a random-weight checkpoint of `arch` in the Hugging Face layout; returns the dir.
-
-    VAD heads are written as `extra_heads.N.weight` without a config entry, as in Kyutai's
-    `-candle` repos, so loading must find them in the weights.
-    """
-    model = build_random(arch, seed, vad_heads=vad_heads)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    config = {k: v for k, v in model.config.items() if not k.startswith("extra_heads")}
-    config |= {
-        "moshi_name": "model.safetensors",
-        "mimi_name": "mimi.safetensors",
-        "tokenizer_name": "tokenizer.model",
-    }
-    if arch == "tiny":
-        config["mimi_config_name"] = "mimi_config.json"
-        (out / "mimi_config.json").write_text(json.dumps(TINY_MIMI_CONFIG, indent=2))
-    save_file(
-        {k: v.contiguous() for k, v in model.lm.state_dict().items()}, out / "model.safetensors"
-    )
-    save_file(
-        {k: v.contiguous() for k, v in model.mimi.state_dict().items()}, out / "mimi.safetensors"
-    )
-    (out / "tokenizer.model").write_bytes(model.tokenizer.serialized_model_proto())
-    (out / "config.json").write_text(json.dumps(config, indent=2))
-    return out
+    """Write a random-weight checkpoint of `arch` in the Hugging Face layout; returns the dir."""
+    return write_checkpoint(build_random(arch, seed, vad_heads=vad_heads), out_dir)
 
 
 @torch.no_grad()
@@ -206,11 +181,12 @@ def fill_codebooks(
 
 def _calibration_audio(generator: torch.Generator, seconds: float = 8.0) -> torch.Tensor:
     """[4, 1, T] at 24 kHz: noise under random envelopes plus tones, quiet to loud."""
-    n = int(seconds * 24000)
-    t = torch.arange(n) / 24000
+    n = int(seconds * SAMPLE_RATE)
+    t = torch.arange(n) / SAMPLE_RATE
     rows = []
     for _ in range(4):
-        envelope = torch.rand(int(seconds * 12.5), generator=generator).repeat_interleave(1920)
+        frames = n // FRAME_SIZE
+        envelope = torch.rand(frames, generator=generator).repeat_interleave(FRAME_SIZE)
         freq = 100 + 900 * torch.rand(1, generator=generator)
         tone = torch.sin(2 * torch.pi * freq * t)
         noise = torch.randn(n, generator=generator)
@@ -239,26 +215,14 @@ def sentencepiece_model(
         model_writer=model,
         vocab_size=vocab_size,
         model_type=model_type,
-        unk_id=0,
+        unk_id=END_OF_PADDING_ID,
         bos_id=1,
         eos_id=2,
-        pad_id=3,
+        pad_id=PADDING_ID,
         minloglevel=2,
         **extra,
     )
     return model.getvalue()
-
-
-_NOT_LM_KWARGS = {
-    "lm_gen_config",
-    "stt_config",
-    "model_type",
-    "moshi_name",
-    "mimi_name",
-    "tokenizer_name",
-    "mimi_config_name",
-    "model_id",
-}
 
 
 def _config(arch: str, vad_heads: bool) -> dict:

@@ -1,18 +1,19 @@
-"""`DSMModel`: Mimi, the DSM language model and the tokenizer, with the STT facts of config.json."""
+"""`DSMModel`: Mimi, the DSM language model and the tokenizer, with the STT facts of config.json.
+
+A plain record: loading (`dsmlab.load`), random architectures and training all build it with
+`DSMModel.from_parts`; streaming, transcription and checkpoint writing take it as an argument.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import torch
 from moshi.models import LMModel, MimiModel
 from sentencepiece import SentencePieceProcessor
 
-if TYPE_CHECKING:
-    from .audio import AudioInput
-    from .engine import Engine
-    from .transcribe import Transcript
+from .errors import DSMLabError
+from .timing import END_OF_PADDING_ID, PADDING_ID
 
 
 @dataclass
@@ -20,15 +21,49 @@ class DSMModel:
     """A loaded DSM speech-to-text model. Build it with `dsmlab.load`."""
 
     name: str
-    source: str  # hf://owner/name or a local directory
+    source: str  # hf://owner/name, a local directory, or random:<architecture>
     mimi: MimiModel
     lm: LMModel
     tokenizer: SentencePieceProcessor
     delay_s: float  # the text stream lags the audio by this much (a training-time choice)
     prefix_s: float  # silence the model expects before the audio starts
-    padding_id: int = 3
-    end_of_padding_id: int = 0  # marks a word boundary in the text stream
-    config: dict = field(default_factory=dict)
+    padding_id: int = PADDING_ID
+    end_of_padding_id: int = END_OF_PADDING_ID
+    config: dict = field(default_factory=dict)  # config.json as read or to be written
+    mimi_config: dict | None = None  # None: the released Mimi's
+
+    @classmethod
+    def from_parts(
+        cls,
+        config: dict,
+        mimi: MimiModel,
+        lm: LMModel,
+        tokenizer: SentencePieceProcessor,
+        *,
+        name: str,
+        source: str,
+        mimi_config: dict | None = None,
+    ) -> DSMModel:
+        """The one constructor: delay, prefix and token ids come from `config` and the LM."""
+        stt = config.get("stt_config") or {}
+        if "audio_delay_seconds" not in stt:
+            raise DSMLabError(
+                f"{name}: config.json has no stt_config.audio_delay_seconds; "
+                "is this a speech-to-text checkpoint?"
+            )
+        return cls(
+            name=name,
+            source=source,
+            mimi=mimi,
+            lm=lm,
+            tokenizer=tokenizer,
+            delay_s=float(stt["audio_delay_seconds"]),
+            prefix_s=float(stt.get("audio_silence_prefix_seconds", 0.0)),
+            padding_id=int(config.get("text_padding_token_id", lm.existing_text_padding_id)),
+            end_of_padding_id=int(lm.existing_text_end_padding_id),
+            config=config,
+            mimi_config=mimi_config,
+        )
 
     @property
     def frame_rate(self) -> float:
@@ -54,26 +89,6 @@ class DSMModel:
     @property
     def delay_frames(self) -> int:
         return round(self.delay_s * self.frame_rate)
-
-    def streaming(self, batch_size: int = 1, temperature: float = 0.0) -> Engine:
-        """A batched frame-by-frame engine: `with model.streaming(8) as engine: engine.step(..)`."""
-        from .engine import Engine
-
-        return Engine(self, batch_size, temperature)
-
-    def transcribe(
-        self, audio: AudioInput, sample_rate: int | None = None, **options
-    ) -> Transcript:
-        """Transcribe one file or array offline (Kyutai's padding); see `transcribe.transcribe`."""
-        from .transcribe import transcribe
-
-        return transcribe(self, audio, sample_rate, **options)
-
-    def transcribe_batch(self, audios: list[AudioInput], **options) -> list[Transcript]:
-        """Transcribe many inputs in shared batches; see `transcribe.transcribe_batch`."""
-        from .transcribe import transcribe_batch
-
-        return transcribe_batch(self, audios, **options)
 
     def describe(self) -> dict:
         """What a result file should record about the model."""

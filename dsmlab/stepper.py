@@ -1,18 +1,22 @@
-"""The streaming engine: B slots stepped together, frame by frame, on moshi's streaming state.
+"""The stepper: the streaming state of B slots (Mimi and the LM), advanced one frame at a time.
 
-Each slot holds one stream. A slot whose stream is over is masked out (moshi's exec mask: its
-state does not move) and a new stream can take it after a per-slot reset, as moshi-server's
-batched ASR does. `Engine.run` uses this for continuous batching of many offline inputs.
+Each slot holds one stream. A slot left out of a step keeps its state (moshi's exec mask), and
+`reset` starts a new stream in chosen slots, as moshi-server's batched ASR does. Mimi and the
+LM each keep their own mask, set only through moshi's public `set_exec_mask`, so encoding
+ahead (Mimi) and stepping (the LM) may mask different slots.
+
+    with dsmlab.Stepper(model, batch_size=2) as stepper:
+        for frames in chunks:  # [2, 1920] at 24 kHz
+            tokens, end_of_turn = stepper.step_tensors(frames)
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Hashable, Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -20,10 +24,10 @@ from moshi.models import LMGen
 from moshi.utils.compile import no_compile
 
 from .errors import DSMLabError
+from .model import DSMModel
 from .vad import END_OF_TURN_HEAD
 
-if TYPE_CHECKING:
-    from .model import DSMModel
+INACTIVE_TOKEN = -2  # what an inactive slot's token reads on a step (moshi's ungenerated id)
 
 
 @dataclass
@@ -35,15 +39,6 @@ class StepOutput:
     token: int
     time: float  # stream seconds fed to the slot, this frame included
     end_of_turn: float | None  # VAD end-of-turn probability, when the model has the heads
-
-
-@dataclass
-class StreamResult:
-    """One finished stream of `Engine.run`: a token (and VAD probability) per frame fed."""
-
-    key: Hashable
-    tokens: np.ndarray  # int64 [frames]
-    end_of_turn: np.ndarray | None  # float32 [frames]
 
 
 @dataclass
@@ -74,25 +69,18 @@ class FlushResult:
         return float(self.stream_time[row, step]), self.step_wall_s[step]
 
 
-# Frames per Mimi call in `Engine.run`. 1 makes the calls Kyutai's loop makes, so the codes are
-# the same by construction. More is faster on CPU (4: 1.08x at batch 1, 1.18x at batch 8 on the
-# bundled models), but the convolutions then see other shapes and may round differently: 2 and
-# 8 changed 2.4% of one stream's tokens at batch 1 (eval.bench --encode-ahead measures both).
-ENCODE_AHEAD = 1
-
-
-def flush_frames(delay_s: float, frame_rate: float = 12.5) -> int:
+def flush_frames(delay_s: float, frame_rate: float) -> int:
     """Silent frames that push every pending word out: ceil(delay / frame) + 1."""
     return math.ceil(round(delay_s * frame_rate, 6)) + 1
 
 
-class Engine:
-    """Batched frame-by-frame DSM inference. Use as `with model.streaming(batch_size) as engine`."""
+class Stepper:
+    """Batched frame-by-frame DSM inference: `with Stepper(model, batch_size) as stepper`."""
 
     def __init__(self, model: DSMModel, batch_size: int, temperature: float = 0.0):
         if batch_size < 1:
             raise DSMLabError(f"batch size must be at least 1, got {batch_size}")
-        if temperature < 0:
+        if not temperature >= 0:
             raise DSMLabError(f"temperature must be >= 0, got {temperature}")
         self.model = model
         self.batch_size = batch_size
@@ -100,12 +88,13 @@ class Engine:
         self.lm_gen = LMGen(
             model.lm, use_sampling=temperature > 0, temp=temperature, temp_text=temperature
         )
-        self.frames_fed = np.zeros(batch_size, dtype=np.int64)
-        self.steps = 0  # batched steps run in this streaming session
-        self._active = torch.ones(batch_size, dtype=torch.bool)
+        self.frames_fed = np.zeros(batch_size, dtype=np.int64)  # LM steps per slot since reset
+        self.steps = 0  # batched LM steps in this streaming session
+        self._mimi_mask = torch.ones(batch_size, dtype=torch.bool)  # as moshi's state holds it
+        self._lm_mask = torch.ones(batch_size, dtype=torch.bool)
         self._stack: ExitStack | None = None
 
-    def __enter__(self) -> Engine:
+    def __enter__(self) -> Stepper:
         self._stack = ExitStack()
         if self.model.device.type == "cpu":
             # moshi torch.compiles a few functions on first use: on CPU that costs ~9 s per
@@ -115,7 +104,8 @@ class Engine:
         self._stack.enter_context(self.lm_gen.streaming(self.batch_size))
         self.frames_fed[:] = 0
         self.steps = 0
-        self._active[:] = True
+        self._mimi_mask[:] = True
+        self._lm_mask[:] = True
         return self
 
     def __exit__(self, *exc) -> None:
@@ -124,29 +114,56 @@ class Engine:
         self._stack = None
 
     @torch.no_grad()
-    def step_tensors(
-        self, frames: torch.Tensor, active: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Advance the active slots by one frame; no host sync.
+    def encode(self, audio: torch.Tensor, active: torch.Tensor | None = None) -> torch.Tensor:
+        """Mimi codes [B, n_q, K] of the next K frames ([B, 1, K * frame_size]) of the active
+        slots; the others keep their Mimi state (their codes are meaningless).
 
-        `frames` is [B, 1920] or [B, 1, 1920] of 24 kHz audio; `active` a bool [B] mask (all by
-        default). Returns the text token per slot ([B], on the device; -2 for inactive slots) and
-        the end-of-turn probabilities ([B]) when the model has VAD heads, else None.
+        K = 1 is `mimi.encode`, the call of Kyutai's loop. K > 1 runs Mimi's convolutional
+        encoder once over the K frames (causal, with streaming state: only the call size
+        changes) and its transformer frame by frame: its ring KV cache holds exactly its
+        context, so a K-frame call would let early frames see fewer past steps than one frame
+        per call does. Same codes in exact arithmetic; moshi has no public call for this, so it
+        composes Mimi's public submodules as `MimiModel._encode_to_unquantized_latent` does,
+        and tests/test_stepper.py holds it to `mimi.encode`, frame by frame.
         """
-        if self._stack is None:
-            raise DSMLabError("the engine is not running; use `with model.streaming(B) as engine`")
-        frames = self._check_frames(frames)
-        if active is None:
-            active = torch.ones(self.batch_size, dtype=torch.bool)
-        active = active.to(dtype=torch.bool, device="cpu")
-        if not torch.equal(active, self._active):
-            self._set_active(active)
-        return self._step_codes(self.model.mimi.encode(frames), active)
+        self._check_running()
+        frames = audio.shape[-1] // self.model.frame_size
+        if audio.ndim == 2:
+            audio = audio[:, None]
+        if tuple(audio.shape) != (self.batch_size, 1, frames * self.model.frame_size) or not frames:
+            raise DSMLabError(
+                f"expected audio of shape [{self.batch_size}, 1, K * {self.model.frame_size}], "
+                f"got {list(audio.shape)}"
+            )
+        self._set_mimi_mask(self._mask(active))
+        audio = audio.to(device=self.model.device, dtype=torch.float32)
+        mimi = self.model.mimi
+        if frames == 1:
+            return mimi.encode(audio)
+        latent = mimi.encoder(audio)
+        per_frame = latent.shape[-1] // frames
+        codes = []
+        for start in range(0, latent.shape[-1], per_frame):
+            frame = latent[..., start : start + per_frame]
+            if mimi.encoder_transformer is not None:
+                (frame,) = mimi.encoder_transformer(frame)
+            if hasattr(mimi, "downsample"):  # encoder rate -> frame rate (released Mimi: 2:1)
+                frame = mimi.downsample(frame)
+            codes.append(mimi.quantizer.encode(frame))
+        return torch.cat(codes, dim=-1)
 
-    def _step_codes(
-        self, codes: torch.Tensor, active: torch.Tensor
+    @torch.no_grad()
+    def step_codes(
+        self, codes: torch.Tensor, active: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The LM's step on one frame of Mimi codes ([B, n_q, 1]) for the `active` slots."""
+        """One LM step on one frame of codes ([B, n_q, 1]) for the active slots; no host sync.
+
+        Returns the text token per slot ([B], on the device; INACTIVE_TOKEN for inactive slots)
+        and the end-of-turn probabilities ([B]) when the model has VAD heads, else None.
+        """
+        self._check_running()
+        active = self._mask(active)
+        self._set_lm_mask(active)
         end_of_turn = None
         if self.model.has_vad:
             out, heads = self.lm_gen.step_with_extra_heads(codes)
@@ -157,14 +174,26 @@ class Engine:
         self.steps += 1
         return out[:, 0, 0], end_of_turn
 
+    def step_tensors(
+        self, frames: torch.Tensor, active: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Advance the active slots by one frame ([B, frame_size] or [B, 1, frame_size] of
+        24 kHz audio): `encode`, then `step_codes`."""
+        if frames.shape[-1] != self.model.frame_size:
+            raise DSMLabError(
+                f"expected frames of shape [{self.batch_size}, 1, {self.model.frame_size}] "
+                f"(batch, channel, samples), got {list(frames.shape)}"
+            )
+        return self.step_codes(self.encode(frames, active), active)
+
     def step(self, frames: torch.Tensor, active: torch.Tensor | None = None) -> list[StepOutput]:
         """`step_tensors`, brought to the host: one `StepOutput` per active slot."""
+        active = self._mask(active)
         tokens, end_of_turn = self.step_tensors(frames, active)
         tokens_cpu = tokens.cpu().tolist()
         eot_cpu = end_of_turn.float().cpu().tolist() if end_of_turn is not None else None
-        slots = range(self.batch_size) if active is None else torch.nonzero(active).flatten()
         outputs = []
-        for slot in (int(s) for s in slots):
+        for slot in torch.nonzero(active).flatten().tolist():
             frame = int(self.frames_fed[slot]) - 1
             outputs.append(
                 StepOutput(
@@ -179,23 +208,27 @@ class Engine:
 
     def reset(self, slots: torch.Tensor) -> None:
         """Start fresh streams in the slots of the bool mask `slots` (others are untouched)."""
+        self._check_running()
         slots = slots.to(dtype=torch.bool, device="cpu")
         self.model.mimi.reset_streaming(slots.to(self.model.device))
         self.lm_gen.reset_streaming(slots.to(self.model.device))
-        self._active |= slots  # moshi's reset re-activates the slots it resets
+        # moshi's reset also re-activates the slots it resets, in both models
+        self._mimi_mask |= slots
+        self._lm_mask |= slots
         self.frames_fed[slots.numpy()] = 0
 
     def flush(self, slots: Sequence[int]) -> FlushResult:
         """The flush trick: push `flush_frames(delay)` silent frames into `slots` at once.
 
-        Other slots are masked out meanwhile and keep their state. Syncs after every step to
-        time it, so `step_wall_s` is the wall time a caller waits for each flushed token.
+        Other slots are masked out meanwhile and keep their state; both masks are restored
+        after. Syncs after every step to time it, so `step_wall_s` is the wall time a caller
+        waits for each flushed token.
         """
         slots = [int(s) for s in slots]
         n = flush_frames(self.model.delay_s, self.model.frame_rate)
         mask = torch.zeros(self.batch_size, dtype=torch.bool)
         mask[slots] = True
-        previous = self._active.clone()
+        previous = self._mimi_mask.clone(), self._lm_mask.clone()
         silence = torch.zeros(self.batch_size, 1, self.model.frame_size, device=self.model.device)
         tokens, walls, times = [], [], []
         _sync(self.model.device)
@@ -205,7 +238,8 @@ class Engine:
             tokens.append(step_tokens[slots].cpu())  # syncs
             walls.append(time.perf_counter() - start)
             times.append(self.frames_fed[slots] / self.model.frame_rate)
-        self._set_active(previous)
+        self._set_mimi_mask(previous[0])
+        self._set_lm_mask(previous[1])
         return FlushResult(
             slots=slots,
             frames=n,
@@ -215,141 +249,29 @@ class Engine:
             padding_id=self.model.padding_id,
         )
 
-    def run(
-        self, streams: Iterable[tuple[Hashable, torch.Tensor]], encode_ahead: int = ENCODE_AHEAD
-    ) -> Iterator[StreamResult]:
-        """Continuous batching: feed each (key, pcm) stream through a free slot, yield as done.
-
-        `pcm` is 1-D 24 kHz audio whose length is a multiple of the frame size (see
-        `transcribe.pad_for_model`). Every stream gets the tokens it would get alone. The audio
-        is known in advance, so Mimi may encode `encode_ahead` frames per call (see
-        ENCODE_AHEAD and `_encode_ahead`); slots are then refilled every `encode_ahead` steps.
-        """
-        if encode_ahead < 1:
-            raise DSMLabError(f"encode_ahead must be at least 1 frame, got {encode_ahead}")
-        pending = iter(streams)
-        frame_size = self.model.frame_size
-        slots: list[_Slot | None] = [None] * self.batch_size
-        history: list[torch.Tensor] = []
-        eot_history: list[torch.Tensor] = []
-        exhausted = False
-        while True:
-            fresh = torch.zeros(self.batch_size, dtype=torch.bool)
-            for s in range(self.batch_size):
-                if slots[s] is None and not exhausted:
-                    item = next(pending, None)
-                    if item is None:
-                        exhausted = True
-                        continue
-                    key, pcm = item
-                    if pcm.ndim != 1 or pcm.numel() == 0 or pcm.numel() % frame_size:
-                        raise DSMLabError(
-                            f"stream {key!r}: expected 1-D audio of a positive multiple of "
-                            f"{frame_size} samples, got shape {tuple(pcm.shape)}"
-                        )
-                    slots[s] = _Slot(
-                        key, pcm.to(self.model.device), self.steps, pcm.numel() // frame_size
-                    )
-                    fresh[s] = True
-            if fresh.any():
-                self.reset(fresh)
-            if all(slot is None for slot in slots):
-                return
-            chunk = torch.zeros(
-                self.batch_size, 1, encode_ahead * frame_size, device=self.model.device
-            )
-            for s, slot in enumerate(slots):
-                if slot is not None:
-                    start = slot.frames_done * frame_size
-                    audio = slot.pcm[start : start + encode_ahead * frame_size]
-                    chunk[s, 0, : audio.numel()] = audio
-            codes = self._encode_ahead(chunk)
-            for k in range(encode_ahead):
-                active = torch.tensor([slot is not None and slot.frames_left > 0 for slot in slots])
-                if not active.any():
-                    break
-                if not torch.equal(active, self._active):
-                    self._set_active(active, mimi=False)
-                tokens, end_of_turn = self._step_codes(codes[:, :, k : k + 1], active)
-                history.append(tokens)
-                if end_of_turn is not None:
-                    eot_history.append(end_of_turn)
-                for s, slot in enumerate(slots):
-                    if slot is not None and active[s]:
-                        slot.frames_done += 1
-                        if slot.frames_left == 0:
-                            yield self._collect(slot, s, history, eot_history)
-                            slots[s] = None
-            oldest = min((x.first_step for x in slots if x is not None), default=self.steps)
-            # Only history still needed by a running stream is kept.
-            kept_from = self.steps - len(history)
-            if oldest - kept_from > 256:
-                del history[: oldest - kept_from]
-                del eot_history[: oldest - kept_from]
-
-    @torch.no_grad()
-    def _encode_ahead(self, chunk: torch.Tensor) -> torch.Tensor:
-        """Mimi codes [B, n_q, K] of K frames [B, 1, K * 1920], in every slot, equal to K
-        calls of `mimi.encode` on one frame each: MimiModel._encode_to_unquantized_latent with
-        its SEANet encoder run once over the K frames (a causal conv stack with streaming
-        state, so only the call size changes) and its transformer, whose ring KV cache holds
-        exactly its context, kept at one frame per call. Equal codes in exact arithmetic; in
-        floating point the convolutions may round differently (see ENCODE_AHEAD)."""
-        mimi = self.model.mimi
-        state = mimi._streaming_state
-        masked = not bool(state.exec_mask.all())
-        if masked:  # encode in every slot: an idle slot's state is reset before it is used
-            mimi.set_exec_mask(torch.ones_like(state.exec_mask))
-        emb = state.graphed_encoder(chunk).clone()
-        per_frame = emb.shape[-1] // (chunk.shape[-1] // self.model.frame_size)
-        codes = []
-        for start in range(0, emb.shape[-1], per_frame):
-            frame = emb[..., start : start + per_frame]
-            if mimi.encoder_transformer is not None:
-                (frame,) = state.graphed_tr_enc(frame)
-            codes.append(mimi.quantizer.encode(mimi._to_framerate(frame)))
-        if masked:
-            mimi.set_exec_mask(self._active.to(self.model.device))
-        return torch.cat(codes, dim=-1)
-
-    def _collect(
-        self, slot: _Slot, s: int, history: list[torch.Tensor], eot_history: list[torch.Tensor]
-    ) -> StreamResult:
-        n = slot.frames_done
-        tokens = torch.stack(history[-n:])[:, s].cpu().numpy()
-        eot = torch.stack(eot_history[-n:])[:, s].float().cpu().numpy() if eot_history else None
-        return StreamResult(slot.key, tokens, eot)
-
-    def _set_active(self, active: torch.Tensor, mimi: bool = True) -> None:
-        device_mask = active.to(self.model.device)
-        if mimi:
-            self.model.mimi.set_exec_mask(device_mask)
-        self.lm_gen.set_exec_mask(device_mask)
-        self._active = active.clone()
-
-    def _check_frames(self, frames: torch.Tensor) -> torch.Tensor:
-        if frames.ndim == 2:
-            frames = frames[:, None]
-        expected = (self.batch_size, 1, self.model.frame_size)
-        if tuple(frames.shape) != expected:
+    def _mask(self, active: torch.Tensor | None) -> torch.Tensor:
+        if active is None:
+            return torch.ones(self.batch_size, dtype=torch.bool)
+        active = torch.as_tensor(active).to(dtype=torch.bool, device="cpu")
+        if tuple(active.shape) != (self.batch_size,):
             raise DSMLabError(
-                f"expected frames of shape {list(expected)} (batch, channel, samples), "
-                f"got {list(frames.shape)}"
+                f"expected an active mask of shape [{self.batch_size}], got {list(active.shape)}"
             )
-        return frames.to(device=self.model.device, dtype=torch.float32)
+        return active
 
+    def _set_mimi_mask(self, mask: torch.Tensor) -> None:
+        if not torch.equal(mask, self._mimi_mask):
+            self.model.mimi.set_exec_mask(mask.to(self.model.device))
+            self._mimi_mask = mask.clone()
 
-@dataclass
-class _Slot:
-    key: Hashable
-    pcm: torch.Tensor
-    first_step: int
-    frames: int  # the stream's length in frames
-    frames_done: int = 0
+    def _set_lm_mask(self, mask: torch.Tensor) -> None:
+        if not torch.equal(mask, self._lm_mask):
+            self.lm_gen.set_exec_mask(mask.to(self.model.device))
+            self._lm_mask = mask.clone()
 
-    @property
-    def frames_left(self) -> int:
-        return self.frames - self.frames_done
+    def _check_running(self) -> None:
+        if self._stack is None:
+            raise DSMLabError("the stepper is not running; use `with Stepper(model, B) as s`")
 
 
 def _sync(device: torch.device) -> None:

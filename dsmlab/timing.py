@@ -1,8 +1,9 @@
 """Token stream -> words with timestamps.
 
-In a DSM text stream token 0 ends a run of padding: the word that follows starts on the next
-frame. A word's start is its first frame, its end the next word's start; times are frame / 12.5
-minus the silence prefix and the delay (Kyutai's convention, scripts/stt_from_file_pytorch.py).
+In a DSM text stream END_OF_PADDING_ID (0) ends a run of padding: the word that follows starts
+on the next frame. A word's start is its first frame, its end the next word's start; times are
+frame / FRAME_RATE minus the silence prefix and the delay (Kyutai's convention,
+scripts/stt_from_file_pytorch.py).
 """
 
 from __future__ import annotations
@@ -12,6 +13,12 @@ from dataclasses import asdict, dataclass
 
 from sentencepiece import SentencePieceProcessor
 
+from .audio import FRAME_RATE
+
+# The text stream's special tokens (Kyutai's convention; a checkpoint may override the padding
+# id with `text_padding_token_id`): ids above PADDING_ID are sentencepiece pieces.
+PADDING_ID = 3  # nothing to write on this frame
+END_OF_PADDING_ID = 0  # the padding ends: a word starts on the next frame
 WORD_START = "\u2581"  # sentencepiece's word-start mark
 UNCLOSED_WORD_S = 1.0  # a last word with no closing boundary ends at most this long after it starts
 
@@ -41,9 +48,9 @@ def words_from_tokens(
     *,
     prefix_s: float,
     delay_s: float,
-    frame_rate: float = 12.5,
-    padding_id: int = 3,
-    end_of_padding_id: int = 0,
+    frame_rate: float = FRAME_RATE,
+    padding_id: int = PADDING_ID,
+    end_of_padding_id: int = END_OF_PADDING_ID,
     audio_end: float | None = None,
 ) -> list[Word]:
     """Words from one stream's tokens, one per frame from the first frame fed.
@@ -118,7 +125,7 @@ def _segments(
 
 
 def decode_text(
-    tokens: Sequence[int], tokenizer: SentencePieceProcessor, padding_id: int = 3
+    tokens: Sequence[int], tokenizer: SentencePieceProcessor, padding_id: int = PADDING_ID
 ) -> str:
     """The transcript: every token above the padding id, decoded at once."""
     return tokenizer.decode([int(t) for t in tokens if int(t) > padding_id])

@@ -1,22 +1,25 @@
-"""Offline transcription: Kyutai's padding, continuous batching through the engine, words out."""
+"""Offline transcription: Kyutai's padding, continuous batching through the scheduler, words out.
+
+model = dsmlab.load("stt-2.6b-en")
+print(dsmlab.transcribe(model, "speech.wav").text)
+"""
 
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from .audio import AudioInput, load_audio
+from .audio import FRAME_RATE, AudioInput, load_audio
 from .errors import DSMLabError
+from .model import DSMModel
+from .scheduler import run_streams
+from .stepper import Stepper
 from .timing import Word, decode_text, words_from_tokens
 from .vad import end_of_turn_frames
-
-if TYPE_CHECKING:
-    from .model import DSMModel
 
 RIGHT_MARGIN_S = 0.5  # silence after the delay, as in Kyutai's evaluation script
 
@@ -33,7 +36,7 @@ class Transcript:
     model: str
     delay_s: float
     prefix_s: float
-    frame_rate: float = 12.5
+    frame_rate: float = FRAME_RATE
 
     def end_of_turn_times(self, threshold: float = 0.5, hold_frames: int = 1) -> list[float]:
         """Audio times (s) at which an `EndOfTurnDetector` fires on this transcript's VAD."""
@@ -123,8 +126,8 @@ def iter_transcripts(
             durations[key] = pcm.numel() / model.sample_rate
             yield key, pad_for_model(pcm, model, right_margin_s)
 
-    with model.streaming(batch_size) as engine:
-        for result in engine.run(padded()):
+    with Stepper(model, batch_size) as stepper:
+        for result in run_streams(stepper, padded()):
             yield (
                 result.key,
                 to_transcript(model, result.tokens, result.end_of_turn, durations.pop(result.key)),

@@ -1,10 +1,10 @@
-"""python -m eval.bench: Kyutai's plain inference loop against the dsmlab engine, side by side.
+"""python -m eval.bench: Kyutai's plain inference loop against dsmlab's scheduler, side by side.
 
 Both run the same model on the same audio (real speech from the bundled test split, cut into
 --seconds per stream and padded as Kyutai pads), at each --batch-size, on --device:
   reference  Kyutai's loop: Mimi streaming encode of each 80 ms frame, LMGen.step, and the
              step's tokens brought to the host (one sync per step).
-  dsmlab     Engine.run: the same modules, continuous batching, tokens kept on the device.
+  dsmlab     the scheduler: the same modules, continuous batching, tokens kept on the device.
 Prints and writes (bench.json) the RTFx of each, their ratio, the per-frame token agreement,
 steps/s and peak memory; with --realtime, the live capacity: the largest batch whose step
 stays under 80 ms, and the flush time of a 0.5 s delay at that batch.
@@ -29,14 +29,14 @@ from moshi.models import LMGen
 from moshi.utils.compile import no_compile
 
 import dsmlab
-from dsmlab.architectures import ARCHITECTURES, build_random
-from dsmlab.engine import ENCODE_AHEAD
-from dsmlab.transcribe import pad_for_model
+from dsmlab import ENCODE_AHEAD, pad_for_model
 
 from . import runner
 from .data import load_eval_data
 
-FRAME_BUDGET_S = 0.080  # a live stream must finish each step within one frame of audio
+FRAME_BUDGET_S = (
+    1 / dsmlab.FRAME_RATE
+)  # a live stream must finish each step within one frame of audio
 LIVE_DELAY_S = 0.5  # the flush reported for live capacity: stt-1b-en_fr's delay
 
 
@@ -49,6 +49,8 @@ class BenchRow:
     dsmlab_rtfx: float
     speedup: float
     token_agreement: float  # share of (stream, frame) tokens equal between the two loops
+    reference_steps: int  # batched steps each loop ran
+    dsmlab_steps: int
     reference_steps_per_s: float
     dsmlab_steps_per_s: float
     reference_peak_gb: float
@@ -59,13 +61,13 @@ def load_bench_model(spec: str, device: str | None) -> dsmlab.DSMModel:
     """`random:<architecture>` builds the released architecture with random weights."""
     if spec.startswith("random:"):
         arch = spec.removeprefix("random:")
-        if arch not in ARCHITECTURES:
+        if arch not in dsmlab.ARCHITECTURES:
             raise dsmlab.DSMLabError(
-                f"unknown architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}"
+                f"unknown architecture {arch!r}; choose one of {', '.join(dsmlab.ARCHITECTURES)}"
             )
         target = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         dtype = torch.bfloat16 if target.type == "cuda" else torch.float32
-        return build_random(arch, device=target, dtype=dtype)
+        return dsmlab.build_random(arch, device=target, dtype=dtype)
     return dsmlab.load(spec, device=device)
 
 
@@ -125,16 +127,15 @@ def dsmlab_run(
     batch_size: int,
     encode_ahead: int = ENCODE_AHEAD,
 ) -> tuple[list[torch.Tensor], int]:
-    """The engine's offline path, as transcribe_batch drives it: longest first, and a slot
+    """dsmlab's offline path, as transcribe_batch drives it: longest first, and a slot
     refilled as soon as its stream ends."""
     order = sorted(range(len(streams)), key=lambda i: -streams[i].numel())
     tokens = {}
-    with model.streaming(batch_size) as engine:
-        for result in engine.run(
-            ((i, pad_for_model(streams[i], model)) for i in order), encode_ahead
-        ):
+    with dsmlab.Stepper(model, batch_size) as stepper:
+        padded = ((i, pad_for_model(streams[i], model)) for i in order)
+        for result in dsmlab.run_streams(stepper, padded, encode_ahead):
             tokens[result.key] = torch.from_numpy(result.tokens)
-    return [tokens[i] for i in range(len(streams))], engine.steps
+    return [tokens[i] for i in range(len(streams))], stepper.steps
 
 
 def timed(fn, model: dsmlab.DSMModel, streams: list[torch.Tensor], batch_size: int, **options):
@@ -145,7 +146,7 @@ def timed(fn, model: dsmlab.DSMModel, streams: list[torch.Tensor], batch_size: i
         torch.cuda.synchronize(model.device)
         torch.cuda.reset_peak_memory_stats(model.device)
     start = time.perf_counter()
-    with nullcontext() if cuda else no_compile():  # eager on CPU, as the engine runs there
+    with nullcontext() if cuda else no_compile():  # eager on CPU, as the stepper runs there
         tokens, steps = fn(model, streams, batch_size, **options)
     if cuda:
         torch.cuda.synchronize(model.device)
@@ -181,6 +182,8 @@ def bench_row(
         dsmlab_rtfx=round(audio / our_wall, 2),
         speedup=round(ref_wall / our_wall, 3),
         token_agreement=round(equal / frames, 6),
+        reference_steps=ref_steps,
+        dsmlab_steps=our_steps,
         reference_steps_per_s=round(ref_steps / ref_wall, 2),
         dsmlab_steps_per_s=round(our_steps / our_wall, 2),
         reference_peak_gb=round(ref_peak, 3),
@@ -192,10 +195,10 @@ def live_step_s(model: dsmlab.DSMModel, batch_size: int, steps: int = 12) -> flo
     """Median seconds of one live step (frame in, tokens on the host) at `batch_size`."""
     frames = 0.1 * torch.randn(batch_size, 1, model.frame_size, device=model.device)
     walls = []
-    with model.streaming(batch_size) as engine:
+    with dsmlab.Stepper(model, batch_size) as stepper:
         for k in range(steps + 3):
             start = time.perf_counter()
-            engine.step_tensors(frames)[0].cpu()
+            stepper.step_tensors(frames)[0].cpu()
             if k >= 3:
                 walls.append(time.perf_counter() - start)
     return sorted(walls)[len(walls) // 2]
@@ -215,7 +218,7 @@ def realtime_capacity(model: dsmlab.DSMModel, max_batch: int) -> dict:
         batch *= 2
     fits = [b for b, s in steps.items() if s <= FRAME_BUDGET_S]
     best = max(fits) if fits else None
-    flush = dsmlab.flush_frames(LIVE_DELAY_S)
+    flush = dsmlab.flush_frames(LIVE_DELAY_S, model.frame_rate)
     return {
         "step_ms_by_batch": {b: round(1000 * s, 2) for b, s in steps.items()},
         "largest_realtime_batch": best,

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from datasets.distributed import split_dataset_by_node
 
+import dsmlab
 from dsmlab import DSMLabError, load_audio
 
 TEXT_COLUMNS = ("text", "sentence", "normalized_text", "transcript", "transcription")
@@ -37,8 +38,8 @@ ALIASES: dict[str, tuple[str, str | None, str]] = {
 }
 
 
-# The bundled synthetic test split (python -m dsmlab.synth): offline, with word times.
-BUNDLED_DATA = {"synth": Path(__file__).resolve().parent.parent / "data" / "synth-test"}
+# The bundled synthetic test split (dsmlab.train.corpus): offline, with word times.
+BUNDLED_DATA = {"synth": dsmlab.test_split}
 DEFAULT_DATASET = "synth"
 
 
@@ -165,7 +166,7 @@ def decode_audio(value, label: str = "audio") -> torch.Tensor:
 
 def _resolve(spec: str, config: str | None, split: str | None) -> tuple[str, str | None, str]:
     if spec in BUNDLED_DATA:
-        return str(BUNDLED_DATA[spec]), config, split or "test"
+        return str(BUNDLED_DATA[spec]()), config, split or "test"
     if spec in ALIASES:
         name, alias_config, alias_split = ALIASES[spec]
         return name, config or alias_config, split or alias_split

@@ -76,24 +76,24 @@ def measure_flush(
         prefix = torch.zeros(round(model.prefix_s * model.sample_rate))
         pcm = torch.cat([prefix, audio])
         pcm = torch.nn.functional.pad(pcm, (0, -pcm.numel() % model.frame_size))
-        with model.streaming(1) as engine:
+        with dsmlab.Stepper(model, 1) as stepper:
             for frame in pcm.view(-1, 1, model.frame_size):
-                engine.step_tensors(frame[None])
-            last = engine.flush([0]).last_text()
+                stepper.step_tensors(frame[None])
+            last = stepper.flush([0]).last_text()
         latencies.append(0.0 if last is None else last[1])
     return latencies
 
 
 def measure_step(model: dsmlab.DSMModel, batch_size: int, steps: int = 20) -> float:
-    """Seconds per engine step at `batch_size` (frames of noise, after 3 warm-up steps)."""
+    """Seconds per step at `batch_size` (frames of noise, after 3 warm-up steps)."""
     frames = 0.1 * torch.randn(batch_size, 1, model.frame_size)
-    with model.streaming(batch_size) as engine:
+    with dsmlab.Stepper(model, batch_size) as stepper:
         for _ in range(3):
-            engine.step_tensors(frames)
+            stepper.step_tensors(frames)
         _sync(model)
         start = time.perf_counter()
         for _ in range(steps):
-            engine.step_tensors(frames)
+            stepper.step_tensors(frames)
         _sync(model)
     return (time.perf_counter() - start) / steps
 

@@ -10,15 +10,15 @@ from collections.abc import Callable, Sequence
 
 import jiwer
 import numpy as np
-from whisper_normalizer.basic import BasicTextNormalizer
-from whisper_normalizer.english import EnglishTextNormalizer
+
+import dsmlab
 
 TOLERANCES_S = (0.04, 0.08, 0.2)
 
 
 def normalizer(language: str = "en") -> Callable[[str], str]:
-    """The Whisper English normalizer (as the Open ASR Leaderboard), a basic one otherwise."""
-    return EnglishTextNormalizer() if language == "en" else BasicTextNormalizer()
+    """Whisper's normalizer (what Kyutai's evaluation script uses) for `language`."""
+    return dsmlab.get_normalizer("whisper", language)
 
 
 def word_tokens(words: Sequence[dict], normalize: Callable[[str], str]) -> list[dict]:
@@ -71,24 +71,9 @@ def wer_metrics(records: Sequence[dict]) -> dict:
     }
     if not scored:
         return summary
-    refs = [r["ref_norm"] for r in scored]
-    hyps = [r["hyp_norm"] for r in scored]
-    words = jiwer.process_words(refs, hyps)
-    per_utterance = [jiwer.process_words(r, h).wer for r, h in zip(refs, hyps, strict=True)]
-    return summary | {
-        "wer": words.wer,
-        "mean_utterance_wer": float(np.mean(per_utterance)),
-        "cer": jiwer.process_characters(refs, hyps).cer,
-        "substitutions": words.substitutions,
-        "deletions": words.deletions,
-        "insertions": words.insertions,
-        "hits": words.hits,
-        "reference_words": words.hits + words.substitutions + words.deletions,
-    }
-
-
-def utterance_wer(ref_norm: str, hyp_norm: str) -> float:
-    return jiwer.process_words(ref_norm, hyp_norm).wer
+    return summary | dsmlab.error_rates(
+        [r["ref_norm"] for r in scored], [r["hyp_norm"] for r in scored]
+    )
 
 
 def timestamp_metrics(
@@ -166,7 +151,10 @@ def finalization_s(hyp_words: Sequence[dict], audio_s: float) -> float | None:
 
 
 def flush_metrics(
-    flush_latencies: Sequence[float], step_s: float, batch_size: int, frame_s: float = 0.08
+    flush_latencies: Sequence[float],
+    step_s: float,
+    batch_size: int,
+    frame_s: float = 1 / dsmlab.FRAME_RATE,
 ) -> dict:
     """Finalization with the flush trick, and what one step costs at `batch_size`."""
     return _stats("finalization_flush", flush_latencies) | {

@@ -26,9 +26,6 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 import dsmlab
-from dsmlab.checkpoint import bundled_models
-from dsmlab.errors import run_cli
-from dsmlab.transcribe import iter_transcripts
 
 from . import metrics
 from .data import DEFAULT_DATASET, EvalData, Utterance, load_eval_data
@@ -71,7 +68,7 @@ def add_common_args(parser: argparse.ArgumentParser, several_models: bool = Fals
 
 def default_models(several: bool) -> list[str]:
     """The bundled models: all of them for a sweep, else the one with the longest delay."""
-    bundled = list(bundled_models())
+    bundled = list(dsmlab.bundled_models())
     if not bundled:
         raise dsmlab.DSMLabError("no bundled models in data/models: pass --model")
     return bundled if several else bundled[-1:]
@@ -138,7 +135,7 @@ def run(args: argparse.Namespace, model_spec: str, out: Path) -> Run:
 def _transcribe_into(
     model, data: EvalData, part: Path, done: set[int], normalize, batch_size: int, rank: int
 ) -> dict:
-    """Stream the not-yet-done utterances through the engine; append a record per utterance."""
+    """Stream the not-yet-done utterances through the scheduler; append a record each."""
     pending: dict[int, Utterance] = {}
     data_s = 0.0
     total = None if data.size is None else max(0, data.size - len(done))
@@ -182,7 +179,7 @@ def _transcribe_into(
                     return
 
         start = time.perf_counter()
-        for index, transcript in iter_transcripts(model, feed(), batch_size):
+        for index, transcript in dsmlab.iter_transcripts(model, feed(), batch_size):
             utt = pending.pop(index)
             write(utterance_record(utt, transcript, normalize))
             audio_s += transcript.audio_s
@@ -222,7 +219,7 @@ def utterance_record(utt: Utterance, transcript: dsmlab.Transcript, normalize) -
         "ref_words": utt.words,
         "finalization_s": metrics.finalization_s(words, transcript.audio_s),
     }
-    record["wer"] = metrics.utterance_wer(record["ref_norm"], record["hyp_norm"])
+    record["wer"] = dsmlab.utterance_wer(record["ref_norm"], record["hyp_norm"])
     record["matches"] = metrics.match_words(utt.words, words, normalize) if utt.words else []
     return record
 
@@ -230,7 +227,8 @@ def utterance_record(utt: Utterance, transcript: dsmlab.Transcript, normalize) -
 def warm_up(model: dsmlab.DSMModel, batch_size: int) -> None:
     """One short untimed pass, so compilation and allocation stay out of RTFx."""
     silence = torch.zeros(model.sample_rate)
-    for _ in iter_transcripts(model, ((i, silence) for i in range(batch_size)), batch_size):
+    silences = ((i, silence) for i in range(batch_size))
+    for _ in dsmlab.iter_transcripts(model, silences, batch_size):
         pass
 
 
@@ -327,7 +325,7 @@ def print_table(title: str, rows: dict) -> None:
 def main_guard(body: Callable[[], int]) -> int:
     """Run a script body as dsmlab's CLIs do (one-line errors), then leave torch.distributed."""
     try:
-        return run_cli(body)
+        return dsmlab.run_cli(body)
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()

@@ -7,8 +7,7 @@ os.environ.setdefault("NO_TORCH_COMPILE", "1")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from dsmlab.architectures import save_random  # noqa: E402
-from dsmlab.checkpoint import load  # noqa: E402
+from dsmlab import load, save_random  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from dsmlab.synth import TEST_VOICE, TRAIN_VOICES, generate, vocabulary
+from dsmlab.train.corpus import TEST_VOICE, TRAIN_VOICES, generate, vocabulary
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,8 @@ import datasets
 import pytest
 from evaldata import jsonl_with_files, rows, save_to_disk
 
-from eval import report, runner, wer
+import dsmlab
+from eval import metrics, report, runner, wer
 from eval.data import load_eval_data
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,17 +52,29 @@ def test_wer_run_writes_records_results_and_plot(tiny_novad_dir, tmp_path, capsy
     failed = [r for r in records if r["status"] == "failed"]
     assert [r["id"] for r in failed] == ["utt3"] and "row utt3: cannot decode" in failed[0]["error"]
     ok = [r for r in records if r["status"] == "ok"]
+    normalize = metrics.normalizer("en")
+    words = [w for r in ok for w in r["words"]]
+    assert words, "the random model must emit some words"
     for r in ok:
-        assert r["ref_norm"] == "hello world again" and r["hyp_norm"] is not None
-        assert set(r["words"][0]) == {"word", "start", "end", "emitted"} if r["words"] else True
+        assert r["ref_norm"] == "hello world again"
+        assert r["hyp_norm"] == normalize(r["hypothesis"])
+        assert r["wer"] == pytest.approx(dsmlab.utterance_wer(r["ref_norm"], r["hyp_norm"]))
         assert r["audio_s"] == pytest.approx(1.0 + 0.25 * (r["index"] % 4))
+    assert all(set(w) == {"word", "start", "end", "emitted"} for w in words)
     results = json.loads((out / "results.json").read_text())
     assert results["metrics"]["utterances"] == 5 and results["metrics"]["failed"] == 1
+    assert results["metrics"]["wer"] == pytest.approx(
+        dsmlab.error_rates([r["ref_norm"] for r in ok], [r["hyp_norm"] for r in ok])["wer"]
+    )
     assert results["model"]["delay_s"] == 0.24
-    assert results["data"]["split"] == "test" and results["environment"]["packages"]["moshi"]
-    assert results["speed"]["rtfx"] > 0
+    assert results["data"]["split"] == "test"
+    assert results["environment"]["packages"]["moshi"] == "0.2.13"
+    speed = results["speed"]
+    assert speed["audio_s_this_run"] == pytest.approx(sum(r["audio_s"] for r in ok), abs=1e-3)
+    assert speed["rtfx"] == pytest.approx(speed["audio_s_this_run"] / speed["compute_s_this_run"])
     assert (out / "wer_histogram.png").stat().st_size > 1000
-    assert "wer" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert f"{'wer':32s} {results['metrics']['wer']:.4f}" in printed
 
 
 def test_resume_after_a_killed_run_gives_the_same_results(tiny_novad_dir, tmp_path, monkeypatch):

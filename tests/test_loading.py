@@ -6,7 +6,7 @@ import torch
 
 import dsmlab
 from dsmlab import DSMLabError
-from dsmlab.checkpoint import resolve
+from dsmlab.loading import resolve
 
 
 def copy_checkpoint(src, tmp_path, **config_changes):
@@ -31,9 +31,17 @@ def test_local_checkpoint_loads_with_its_stt_config(tiny, tiny_novad):
     )
     assert tiny.device.type == "cpu" and tiny.lm.dtype == torch.float32
     assert tiny.frame_rate == 12.5 and tiny.frame_size == 1920 and tiny.sample_rate == 24000
-    # The VAD heads are not in config.json (as in Kyutai's -candle repos): found in the weights.
     assert tiny.has_vad and len(tiny.lm.extra_heads) == 4
     assert not tiny_novad.has_vad
+
+
+def test_vad_heads_are_declared_and_found_in_the_weights_when_they_are_not(tiny_dir, tmp_path):
+    config = json.loads((tiny_dir / "config.json").read_text())
+    assert (config["extra_heads_num_heads"], config["extra_heads_dim"]) == (4, 6)
+    # Kyutai's -candle repos carry the heads in the weights without declaring them
+    bare = copy_checkpoint(tiny_dir, tmp_path, extra_heads_num_heads=None, extra_heads_dim=None)
+    model = dsmlab.load(bare, device="cpu")
+    assert len(model.lm.extra_heads) == 4 and model.lm.extra_heads[0].out_features == 6
 
 
 def test_specs_resolve_to_hub_repos_or_directories(tiny_dir):

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import dsmlab
-from dsmlab.train import (
+from dsmlab.train.lm import (
     AUDIO_CODE_NOISE,
     END_OF_PADDING_ID,
     PADDING_ID,
@@ -15,7 +15,7 @@ from dsmlab.train import (
     text_stream,
     train,
 )
-from dsmlab.train_vad import add_vad_heads
+from dsmlab.train.vad_heads import add_vad_heads
 
 P, E = PADDING_ID, END_OF_PADDING_ID
 
@@ -66,7 +66,7 @@ def test_input_corruption_changes_words_and_codes_only_at_their_rates():
 
 @pytest.mark.slow
 def test_a_few_steps_lower_the_loss_and_vad_heads_can_be_added(tmp_path):
-    from dsmlab.synth import generate
+    from dsmlab.train.corpus import generate
 
     corpus = generate(tmp_path / "c", {"train": 24, "validation": 4, "test": 4}, seed=1)
     out = train(

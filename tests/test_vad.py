@@ -3,7 +3,7 @@ import pytest
 from conftest import make_audio
 from reference import kyutai_padding, plain_loop
 
-from dsmlab import EndOfTurnDetector, end_of_turn_frames
+from dsmlab import EndOfTurnDetector, end_of_turn_frames, transcribe
 
 PROBS = [0.1, 0.6, 0.7, 0.2, 0.9, 0.9, 0.9, 0.1]
 
@@ -30,14 +30,14 @@ def test_detector_rejects_bad_settings():
 def test_transcript_vad_probabilities_are_the_end_of_turn_head_per_frame(tiny, tiny_novad):
     pcm = make_audio(1.0, seed=8)
     _, reference = plain_loop(tiny, kyutai_padding(pcm, tiny), vad=True)
-    transcript = tiny.transcribe(pcm.numpy(), sample_rate=24000)
+    transcript = transcribe(tiny, pcm.numpy(), sample_rate=24000)
     assert len(transcript.end_of_turn) == len(transcript.tokens)
     np.testing.assert_allclose(transcript.end_of_turn, reference, atol=1e-5)
-    assert tiny_novad.transcribe(pcm.numpy(), sample_rate=24000).end_of_turn is None
+    assert transcribe(tiny_novad, pcm.numpy(), sample_rate=24000).end_of_turn is None
 
 
 def test_end_of_turn_times_are_audio_times_of_the_firing_frames(tiny):
-    transcript = tiny.transcribe(make_audio(1.0, seed=9).numpy(), sample_rate=24000)
+    transcript = transcribe(tiny, make_audio(1.0, seed=9).numpy(), sample_rate=24000)
     transcript.end_of_turn = [0.0] * 10 + [0.9, 0.9, 0.1, 0.8]
     # frames 10 and 13 fire with hold 1; a frame's time is its end, minus the 0.16 s prefix
     assert transcript.end_of_turn_times(0.5, 1) == pytest.approx([0.72, 0.96])

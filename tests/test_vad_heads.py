@@ -2,8 +2,8 @@ import pytest
 import torch
 
 import dsmlab
-from dsmlab.checkpoint import bundled_models
-from dsmlab.train_vad import END_OF_TURN, HEAD_DIM, SPEAKING, end_of_turn_labels, fit_head
+from dsmlab.bundled import bundled_models
+from dsmlab.train.vad_heads import END_OF_TURN, HEAD_DIM, SPEAKING, end_of_turn_labels, fit_head
 from eval.data import load_eval_data
 
 
@@ -29,7 +29,7 @@ def test_bundled_end_of_turn_is_low_while_speaking_and_high_after(name):
     model = dsmlab.load(name, device="cpu")
     assert model.has_vad
     utterance = next(iter(load_eval_data("synth", max_samples=1)))
-    transcript = model.transcribe(utterance.audio, sample_rate=24000)
+    transcript = dsmlab.transcribe(model, utterance.audio, sample_rate=24000)
     last_end = utterance.words[-1]["end"]
     heard_until = (torch.arange(len(transcript.end_of_turn)) + 1) / 12.5 - model.prefix_s
     probability = torch.tensor(transcript.end_of_turn)

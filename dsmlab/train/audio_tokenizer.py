@@ -17,14 +17,14 @@ from moshi.models.loaders import get_mimi
 from moshi.utils.compile import no_compile
 from safetensors.torch import save_file
 
-from .architectures import MIMI_CONFIG, fill_codebooks
-from .audio import load_audio
-from .errors import DSMLabError
+from ..architectures import MIMI_CONFIG, fill_codebooks
+from ..audio import FRAME_RATE, FRAME_SIZE, SAMPLE_RATE, load_audio
+from ..errors import DSMLabError
 
 SMALL_MIMI_CONFIG = {
-    "sample_rate": 24000,
+    "sample_rate": SAMPLE_RATE,
     "channels": 1,
-    "frame_rate": 12.5,
+    "frame_rate": FRAME_RATE,
     "seanet": MIMI_CONFIG["seanet"] | {"dimension": 64, "n_filters": 8},
     "quantizer": {
         "dimension": 32,
@@ -62,7 +62,7 @@ def audio_tokenizer(directory: Path, corpus: Path, seed: int = 0, encoder_steps:
     train = split_rows(corpus, "train")
     picks = random.Random(seed).sample(range(len(train)), min(600, len(train)))
     audio = [row_pcm(train[i]) for i in picks]
-    length = min(len(a) for a in audio) // 1920 * 1920
+    length = min(len(a) for a in audio) // FRAME_SIZE * FRAME_SIZE
     batch = torch.stack([a[:length] for a in audio])[:, None]
     fit_encoder(mimi, batch, encoder_steps, seed)
     with torch.no_grad():
@@ -76,7 +76,7 @@ def audio_tokenizer(directory: Path, corpus: Path, seed: int = 0, encoder_steps:
 def band_energies(audio: torch.Tensor, bands: int = 32, sub_frames: int = 4) -> torch.Tensor:
     """[B, T] 24 kHz -> [B, frames, sub_frames * bands]: log energies in log-spaced bands of
     each 20 ms sub-frame, grouped per 80 ms Mimi frame (a mel-like target)."""
-    hop = 1920 // sub_frames
+    hop = FRAME_SIZE // sub_frames
     window = torch.hann_window(2 * hop)
     spec = torch.stft(audio, 2 * hop, hop, window=window, return_complex=True).abs() ** 2
     spec = spec[:, :, 1 : audio.shape[1] // hop + 1]  # frame k covers samples up to (k+1)*hop
@@ -119,7 +119,7 @@ def fit_encoder(
         for _ in range(steps):
             picks = torch.randint(len(audio), (batch_size,), generator=generator)
             first = int(torch.randint(target.shape[1] - crop_frames, (1,), generator=generator))
-            crop = audio[picks, :, first * 1920 : (first + crop_frames) * 1920]
+            crop = audio[picks, :, first * FRAME_SIZE : (first + crop_frames) * FRAME_SIZE]
             latent = mimi._encode_to_unquantized_latent(crop)  # [B, D, crop_frames]
             predicted = head(latent.transpose(1, 2))
             goal = target[picks, first : first + crop_frames]
@@ -139,9 +139,11 @@ def streaming_encode(mimi, pcms: list[torch.Tensor]) -> list[torch.Tensor]:
     length = max(len(p) for p in pcms)
     batch = torch.stack([torch.nn.functional.pad(p, (0, length - len(p))) for p in pcms])
     with mimi.streaming(len(pcms)):
-        frames = [mimi.encode(batch[:, None, i : i + 1920]) for i in range(0, length, 1920)]
+        frames = [
+            mimi.encode(batch[:, None, i : i + FRAME_SIZE]) for i in range(0, length, FRAME_SIZE)
+        ]
     codes = torch.cat(frames, dim=-1)
-    return [c[:, : len(p) // 1920] for c, p in zip(codes, pcms, strict=True)]
+    return [c[:, : len(p) // FRAME_SIZE] for c, p in zip(codes, pcms, strict=True)]
 
 
 def split_rows(corpus: Path, split: str):
@@ -152,7 +154,8 @@ def split_rows(corpus: Path, split: str):
         return datasets.load_from_disk(str(corpus))[split]
     except (FileNotFoundError, KeyError):
         raise DSMLabError(
-            f"{corpus}: no '{split}' split; make one with python -m dsmlab.synth --out {corpus}"
+            f"{corpus}: no '{split}' split; make one with "
+            f"python -m dsmlab.train.corpus --out {corpus}"
         ) from None
 
 

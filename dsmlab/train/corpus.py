@@ -5,7 +5,7 @@ word's start and end are exact by construction. Sentences come from a small gram
 250 distinct words); voices, speaking rates and noise vary. The test split uses sentences
 and a voice that training never saw. Everything is deterministic from the seed.
 
-    python -m dsmlab.synth --out data/synth --train 2400 --validation 100 --test 100
+    python -m dsmlab.train.corpus --out data/synth --train 2400 --validation 100 --test 100
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import numpy as np
 import soundfile
 import torch
 
-from .errors import DSMLabError, run_cli
+from ..errors import DSMLabError, run_cli
 
 STORE_RATE = 16_000
 ESPEAK_RATE = 22_050
@@ -256,7 +256,7 @@ def generate(out: Path, sizes: dict[str, int], seed: int = 0) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m dsmlab.synth",
+        prog="python -m dsmlab.train.corpus",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

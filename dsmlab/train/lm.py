@@ -1,11 +1,11 @@
 """Train a small DSM-ASR model on the synthetic corpus, with the text stream N frames late.
 
-    python -m dsmlab.train --corpus runs/synth8k --delay-frames 8 --out runs/synth-d8
+    python -m dsmlab.train.lm --corpus runs/synth8k --delay-frames 8 --out runs/synth-d8
 
 The audio tokenizer (a small Mimi whose codebooks are fit by k-means on the corpus) is built
 once into --audio-tokenizer and shared by every delay; the corpus codes are cached there.
 The text stream is built from word timings as moshi-finetune's interleaver does: a word's
-tokens from frame round(start * 12.5) + N, token 0 on the frame before, padding (3)
+tokens from frame round(start * FRAME_RATE) + N, token 0 on the frame before, padding (3)
 elsewhere. Seeded; logs loss and validation WER as it goes.
 """
 
@@ -25,17 +25,19 @@ import sentencepiece
 import torch
 from moshi.models.loaders import get_moshi_lm
 from moshi.utils.compile import no_compile
-from safetensors.torch import save_file
 
-from .architectures import ARCHITECTURES, sentencepiece_model
+from ..architectures import ARCHITECTURES, sentencepiece_model
+from ..audio import FRAME_RATE, FRAME_SIZE, SAMPLE_RATE
+from ..checkpoint import lm_kwargs, write_checkpoint
+from ..errors import run_cli
+from ..model import DSMModel
+from ..normalizers import get_normalizer
+from ..scoring import error_rates
+from ..timing import END_OF_PADDING_ID, PADDING_ID
+from ..transcribe import iter_transcripts
 from .audio_tokenizer import audio_tokenizer, row_pcm, split_rows, streaming_encode
-from .errors import run_cli
-from .model import DSMModel
-from .synth import vocabulary
-from .transcribe import iter_transcripts
+from .corpus import vocabulary
 
-FRAME_RATE = 12.5
-PADDING_ID, END_OF_PADDING_ID = 3, 0
 PADDING_WEIGHT = 0.5  # loss weight of padding tokens, as moshi-finetune's default
 # Share of input word tokens replaced by random words. With the true previous words as
 # input, a small model memorises training sentences instead of listening (validation WER
@@ -104,8 +106,8 @@ def encode_split(mimi, corpus: Path, split: str, cache: Path, tokenizer) -> list
     else:
         pcms = []
         for row in rows:
-            pcm = torch.nn.functional.pad(row_pcm(row), (0, round(TAIL_S * 24000)))
-            pcms.append(torch.nn.functional.pad(pcm, (0, -len(pcm) % 1920)))
+            pcm = torch.nn.functional.pad(row_pcm(row), (0, round(TAIL_S * SAMPLE_RATE)))
+            pcms.append(torch.nn.functional.pad(pcm, (0, -len(pcm) % FRAME_SIZE)))
         codes = [None] * len(pcms)
         order = sorted(range(len(pcms)), key=lambda i: len(pcms[i]))
         for chunk in (order[i : i + 64] for i in range(0, len(order), 64)):
@@ -236,20 +238,15 @@ def train(
             "audio_silence_prefix_seconds": 0.0,
         },
     }
-    lm_kwargs = {
-        k: v for k, v in config.items() if k not in ("stt_config", "lm_gen_config", "model_type")
-    }
-    lm = get_moshi_lm(None, lm_kwargs=lm_kwargs, device=device, dtype=torch.float32).train()
-    mimi = mimi.to(device)
-    model = DSMModel(
+    lm = get_moshi_lm(None, lm_kwargs=lm_kwargs(config), device=device, dtype=torch.float32)
+    model = DSMModel.from_parts(
+        config,
+        mimi.to(device),
+        lm.train(),
+        tokenizer,
         name=out.name,
         source=str(out),
-        mimi=mimi,
-        lm=lm,
-        tokenizer=tokenizer,
-        delay_s=delay_frames / FRAME_RATE,
-        prefix_s=0.0,
-        config=config,
+        mimi_config=json.loads((audio_dir / "mimi_config.json").read_text()),
     )
     optimizer = torch.optim.AdamW(lm.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.95))
     schedule = torch.optim.lr_scheduler.LambdaLR(
@@ -287,7 +284,7 @@ def train(
                 print(json.dumps(entry), flush=True)
                 log.append(entry)
     lm.eval()
-    return save(model, out, tokenizer_bytes, audio_dir, log)
+    return write_checkpoint(model, out, reports={"training_log.json": log})
 
 
 def validation_items(rows, limit: int = 60) -> list[tuple[str, torch.Tensor]]:
@@ -297,49 +294,19 @@ def validation_items(rows, limit: int = 60) -> list[tuple[str, torch.Tensor]]:
 
 def validation_wer(model: DSMModel, items: list[tuple[str, torch.Tensor]]) -> float:
     """Corpus WER of greedy decoding on the validation items."""
-    from eval.metrics import normalizer, wer_metrics  # the one WER implementation
-
     model.lm.eval()
-    normalize = normalizer("en")
+    normalize = get_normalizer("whisper", "en")
     audio = [(i, pcm) for i, (_, pcm) in enumerate(items)]
-    records = [
-        {
-            "status": "ok",
-            "audio_s": t.audio_s,
-            "ref_norm": normalize(items[i][0]),
-            "hyp_norm": normalize(t.text),
-        }
-        for i, t in iter_transcripts(model, audio, 16)
+    pairs = [
+        (normalize(items[i][0]), normalize(t.text)) for i, t in iter_transcripts(model, audio, 16)
     ]
-    return round(wer_metrics(records)["wer"], 4)
-
-
-def save(
-    model: DSMModel, out: Path, tokenizer_bytes: bytes, audio_dir: Path, log: list[dict]
-) -> Path:
-    """The HF layout: config.json, model.safetensors, Mimi file and config, tokenizer."""
-    out.mkdir(parents=True, exist_ok=True)
-    save_file(
-        {k: v.detach().contiguous().cpu() for k, v in model.lm.state_dict().items()},
-        out / "model.safetensors",
-    )
-    for name in ("mimi.safetensors", "mimi_config.json"):
-        (out / name).write_bytes((audio_dir / name).read_bytes())
-    (out / "tokenizer.model").write_bytes(tokenizer_bytes)
-    config = model.config | {
-        "moshi_name": "model.safetensors",
-        "mimi_name": "mimi.safetensors",
-        "mimi_config_name": "mimi_config.json",
-        "tokenizer_name": "tokenizer.model",
-    }
-    (out / "config.json").write_text(json.dumps(config, indent=2))
-    (out / "training_log.json").write_text(json.dumps(log, indent=1))
-    return out
+    references, hypotheses = zip(*pairs, strict=True)
+    return round(error_rates(references, hypotheses)["wer"], 4)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m dsmlab.train",
+        prog="python -m dsmlab.train.lm",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -1,6 +1,6 @@
 """Give a trained model semantic-VAD heads: end-of-turn probability per frame, offline.
 
-    python -m dsmlab.train_vad --model data/models/synth-d16 --corpus runs/synth8k \\
+    python -m dsmlab.train.vad_heads --model data/models/synth-d16 --corpus runs/synth8k \\
         --audio-tokenizer runs/tok8k
 
 Kyutai's `-candle` checkpoints carry 4 linear heads of 6 classes on the transformer output
@@ -22,15 +22,16 @@ from pathlib import Path
 import numpy as np
 import torch
 from moshi.utils.compile import no_compile
-from safetensors.torch import load_file, save_file
 
+from ..audio import FRAME_RATE, SAMPLE_RATE
+from ..checkpoint import write_checkpoint
+from ..errors import DSMLabError, run_cli
+from ..loading import load
+from ..model import DSMModel
+from ..transcribe import transcribe_batch
+from ..vad import END_OF_TURN_HEAD
 from .audio_tokenizer import row_pcm, split_rows
-from .checkpoint import load
-from .errors import DSMLabError, run_cli
-from .model import DSMModel
-from .train import FRAME_RATE, batch_codes, encode_split, teacher_forced
-from .transcribe import transcribe_batch
-from .vad import END_OF_TURN_HEAD
+from .lm import batch_codes, encode_split, teacher_forced
 
 NUM_HEADS, HEAD_DIM = 4, 6  # Kyutai's layout
 END_OF_TURN, SPEAKING = 0, 1  # classes of head END_OF_TURN_HEAD
@@ -80,7 +81,7 @@ def detection_report(model: DSMModel, corpus: Path) -> list[dict]:
     long after the last word the detector fires, and how often it fires too early or never."""
     rows = split_rows(corpus, "test")
     transcripts = transcribe_batch(
-        model, [row_pcm(r) for r in rows], [24000] * len(rows), batch_size=16
+        model, [row_pcm(r) for r in rows], [SAMPLE_RATE] * len(rows), batch_size=16
     )
     report = []
     for threshold in (0.5, 0.7, 0.9):
@@ -124,24 +125,27 @@ def add_vad_heads(
     model = load(str(model_dir), device="cpu")
     model.lm.eval()
     x, y = features(model, corpus, audio_dir, limit)
-    weights = {k: v for k, v in load_file(weights_path).items() if not k.startswith("extra_heads")}
     dim = x.shape[1]
-    for n in range(NUM_HEADS):
-        head = fit_head(x, y, seed=seed) if n == END_OF_TURN_HEAD else torch.zeros(HEAD_DIM, dim)
-        weights[f"extra_heads.{n}.weight"] = head.contiguous()
-    save_file(weights, weights_path)
+    heads = torch.nn.ModuleList(
+        torch.nn.Linear(dim, HEAD_DIM, bias=False) for _ in range(NUM_HEADS)
+    )
+    fitted = fit_head(x, y, seed=seed)
+    with torch.no_grad():
+        for n, head in enumerate(heads):
+            head.weight.copy_(fitted if n == END_OF_TURN_HEAD else torch.zeros(HEAD_DIM, dim))
+    model.lm.extra_heads = heads
     report = {
         "train_steps": len(y),
         "end_of_turn_share": round(float((y == END_OF_TURN).float().mean()), 3),
-        "test_split": detection_report(load(str(model_dir), device="cpu"), corpus),
+        "test_split": detection_report(model, corpus),
     }
-    (model_dir / "vad_report.json").write_text(json.dumps(report, indent=2))
+    write_checkpoint(model, model_dir, reports={"vad_report.json": report})
     return report
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m dsmlab.train_vad",
+        prog="python -m dsmlab.train.vad_heads",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -1,0 +1,63 @@
+"""Where the bundled models and test split live: the offline default.
+
+One rule, tried in order, the first folder that exists wins:
+1. `$DSMLAB_DATA`, when set (it must then exist);
+2. `dsmlab/data/` inside the installed package: a wheel (`pip install .`) ships the
+   repository's `data/` there (see `[tool.setuptools]` in pyproject.toml);
+3. `data/` at the repository root, beside the package: a clone or an editable install.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from .errors import DSMLabError
+
+DATA_ENV = "DSMLAB_DATA"
+MODELS_DIR = "models"  # one checkpoint folder per bundled model, named by its short name
+TEST_SPLIT_DIR = "synth-test"  # a datasets.save_to_disk folder: the bundled test split
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def data_dir() -> Path | None:
+    """The bundled data folder by the rule above; None when there is none."""
+    configured = os.environ.get(DATA_ENV)
+    if configured:
+        path = Path(configured).expanduser()
+        if not path.is_dir():
+            raise DSMLabError(f"{DATA_ENV}={configured} is not a directory; unset it or fix it")
+        return path
+    for candidate in (_PACKAGE / "data", _PACKAGE.parent / "data"):
+        if (candidate / MODELS_DIR).is_dir() or (candidate / TEST_SPLIT_DIR).is_dir():
+            return candidate
+    return None
+
+
+def bundled_models() -> dict[str, Path]:
+    """Short name -> folder of every bundled checkpoint, shortest delay first."""
+    root = data_dir()
+    if root is None or not (root / MODELS_DIR).is_dir():
+        return {}
+    found = [d for d in (root / MODELS_DIR).iterdir() if (d / "config.json").is_file()]
+
+    def delay(folder: Path) -> float:
+        try:
+            stt = json.loads((folder / "config.json").read_text())["stt_config"]
+            return float(stt["audio_delay_seconds"])
+        except (ValueError, KeyError, TypeError):
+            return float("inf")  # listed last; loading it gives the precise error
+
+    return {d.name: d for d in sorted(found, key=lambda d: (delay(d), d.name))}
+
+
+def test_split() -> Path:
+    """The bundled test split's folder, or a one-line error saying how to get one."""
+    root = data_dir()
+    if root is None or not (root / TEST_SPLIT_DIR).is_dir():
+        raise DSMLabError(
+            f"the bundled test split ({TEST_SPLIT_DIR}) is not installed: install dsmlab from a "
+            f"clone or its wheel, or set {DATA_ENV} to a folder holding {TEST_SPLIT_DIR}/"
+        )
+    return root / TEST_SPLIT_DIR

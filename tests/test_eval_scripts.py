@@ -1,0 +1,80 @@
+"""eval.timestamps, eval.latency and eval.sweep end to end on bundled models, a few utterances:
+their figures agree with the records they wrote and with what each delay implies."""
+
+import csv
+import json
+
+import pytest
+
+from eval import latency, metrics, runner, sweep, timestamps
+
+SAMPLES = ["--max-samples", "3", "--batch-size", "3"]
+
+
+def results(run_dir):
+    return json.loads((run_dir / "results.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def timestamps_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ts") / "run"
+    assert timestamps.main(["--model", "synth-d8", *SAMPLES, "--out", str(out)]) == 0
+    return out
+
+
+def test_timestamps_reports_the_errors_of_its_matched_words(timestamps_run):
+    summary = results(timestamps_run)["metrics"]
+    records = runner.read_records(timestamps_run)
+    recomputed = metrics.timestamp_metrics(records, metrics.normalizer("en"), collar_s=0.2)
+    assert {k: summary[k] for k in recomputed} == recomputed
+    matches = [m for r in records for m in r["matches"]]
+    assert summary["matched_words"] == len(matches) >= 10
+    # the bundled models place words within a frame or two of the reference
+    assert summary["start_abs_median_s"] < 0.08 and summary["start_within_200ms"] > 0.9
+    assert summary["tcpwer"] >= summary["wer"]  # a word out of its time only adds errors
+    assert (timestamps_run / "timestamp_errors.png").stat().st_size > 10_000
+
+
+@pytest.fixture(scope="module")
+def latency_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("lat") / "run"
+    args = ["--model", "synth-d16", *SAMPLES, "--flush-samples", "2", "--out", str(out)]
+    assert latency.main(args) == 0
+    return out
+
+
+def test_latency_words_arrive_about_one_delay_after_they_are_spoken(latency_run):
+    summary = results(latency_run)["metrics"]
+    records = runner.read_records(latency_run)
+    lags = [m["latency"] for r in records for m in r["matches"]]
+    assert summary["latency_words"] == len(lags) > 0
+    assert summary["word_latency_max_s"] == pytest.approx(max(lags))
+    # emitted = start + delay (1.28 s) + a frame per token; latency counts from the word's end
+    assert 0.5 < summary["word_latency_median_s"] < 1.28 + 0.2
+
+
+def test_latency_flush_is_faster_than_waiting_in_real_time(latency_run):
+    result = results(latency_run)
+    summary = result["metrics"]
+    assert len(result["flush_latencies_s"]) == 2
+    # 17 silent frames pushed at once on a model several times faster than real time
+    assert summary["finalization_flush_median_s"] < summary["finalization_no_flush_median_s"]
+    assert summary["realtime_factor"] == pytest.approx(0.08 / (summary["step_ms"] / 1000))
+    assert (latency_run / "latency_cdf.png").stat().st_size > 10_000
+
+
+def test_sweep_orders_models_by_delay_and_latency_grows_with_it(tmp_path):
+    out = tmp_path / "sweep"
+    models = ["--model", "synth-d16", "--model", "synth-d2"]
+    assert sweep.main([*models, *SAMPLES, "--flush-samples", "1", "--out", str(out)]) == 0
+    with (out / "sweep.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [r["model"] for r in rows] == ["synth-d2", "synth-d16"]
+    assert [float(r["delay_s"]) for r in rows] == [0.16, 1.28]
+    short, long = (float(r["word_latency_median_s"]) for r in rows)
+    assert long - short == pytest.approx(1.28 - 0.16, abs=0.25)
+    for row in rows:
+        per_model = results(out / row["model"])["metrics"]
+        assert float(row["wer"]) == pytest.approx(per_model["wer"])
+    assert json.loads((out / "sweep.json").read_text())["rows"][0]["model"] == "synth-d2"
+    assert (out / "against_delay.png").stat().st_size > 10_000
