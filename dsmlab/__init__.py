@@ -6,10 +6,13 @@
 The names below are the public API; `eval/` uses nothing else.
 """
 
+from . import cli
 from .architectures import ARCHITECTURES, build_random, save_random
 from .audio import FRAME_RATE, FRAME_SIZE, SAMPLE_RATE, AudioInput, load_audio
 from .bundled import bundled_models, test_split
-from .errors import DSMLabError, run_cli
+from .checkpoint import file_fingerprint, model_identity
+from .cli import run_cli
+from .errors import DSMLabError, UsageError
 from .loading import KNOWN_MODELS, available_models, load
 from .model import DSMModel
 from .normalizers import NORMALIZERS, get_normalizer
@@ -39,17 +42,21 @@ __all__ = [
     "Stepper",
     "StreamResult",
     "Transcript",
+    "UsageError",
     "Word",
     "available_models",
     "build_random",
+    "cli",
     "bundled_models",
     "end_of_turn_frames",
     "error_rates",
+    "file_fingerprint",
     "flush_frames",
     "get_normalizer",
     "iter_transcripts",
     "load",
     "load_audio",
+    "model_identity",
     "pad_for_model",
     "run_cli",
     "run_streams",

@@ -6,30 +6,33 @@ import argparse
 import json
 import sys
 
-from .errors import DSMLabError, run_cli
+from .cli import ArgumentParser, non_negative_int, positive_int, probability, run_cli
+from .errors import UsageError
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dsmlab", description=__doc__)
+    parser = ArgumentParser(prog="python -m dsmlab", description=__doc__, debug_flag=False)
     commands = parser.add_subparsers(dest="command", required=True)
 
     t = commands.add_parser("transcribe", help="transcribe audio files offline")
-    t.add_argument("files", nargs="+", help="audio files (wav, flac, mp3, ogg)")
+    t.add_argument("files", nargs="+", help="audio files (wav, flac, mp3, ogg, opus)")
     t.add_argument("--model", required=True, help="short name, HF repo id or checkpoint dir")
     t.add_argument("--timestamps", action="store_true", help="print each word's start and end")
     t.add_argument("--vad", action="store_true", help="print semantic-VAD end-of-turn times")
-    t.add_argument("--vad-threshold", type=float, default=0.5)
-    t.add_argument("--vad-hold", type=int, default=1, help="frames the probability must hold")
+    t.add_argument("--vad-threshold", type=probability, default=0.5, help="in (0, 1]")
+    t.add_argument(
+        "--vad-hold", type=positive_int, default=1, help="frames the probability must hold"
+    )
     t.add_argument("--json", action="store_true", help="one JSON object per file (JSON Lines)")
     t.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
-    t.add_argument("--batch-size", type=int, default=8, help="streams run together")
+    t.add_argument("--batch-size", type=positive_int, default=8, help="streams run together")
 
     commands.add_parser("models", help="list the short model names")
 
     r = commands.add_parser("random-checkpoint", help="write a random-weight checkpoint")
     r.add_argument("arch", help="tiny, stt-1b-en_fr or stt-2.6b-en")
     r.add_argument("out", help="directory to write (HF layout)")
-    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--seed", type=non_negative_int, default=0)
     r.add_argument("--vad", action="store_true", help="add semantic-VAD heads")
 
     args = parser.parse_args(argv)
@@ -38,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         "models": _models,
         "random-checkpoint": _random_checkpoint,
     }
-    return run_cli(lambda: commands[args.command](args))
+    return run_cli(lambda: commands[args.command](args), debug=args.debug)
 
 
 def _transcribe(args: argparse.Namespace) -> int:
@@ -49,7 +52,7 @@ def _transcribe(args: argparse.Namespace) -> int:
     pcms = [load_audio(f) for f in args.files]  # fail on a bad file before loading the model
     model = load(args.model, device=args.device)
     if args.vad and not model.has_vad:
-        raise DSMLabError(
+        raise UsageError(
             f"{model.name} has no semantic-VAD heads; use a checkpoint that has them "
             "(e.g. stt-1b-en_fr-candle)"
         )

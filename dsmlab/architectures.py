@@ -20,7 +20,7 @@ from moshi.models.loaders import get_mimi, get_moshi_lm
 
 from .audio import FRAME_RATE, FRAME_SIZE, SAMPLE_RATE
 from .checkpoint import lm_kwargs, write_checkpoint
-from .errors import DSMLabError
+from .errors import UsageError
 from .model import DSMModel
 from .timing import END_OF_PADDING_ID, PADDING_ID
 
@@ -227,7 +227,7 @@ def sentencepiece_model(
 
 def _config(arch: str, vad_heads: bool) -> dict:
     if arch not in ARCHITECTURES:
-        raise DSMLabError(f"unknown architecture '{arch}': use one of {', '.join(ARCHITECTURES)}")
+        raise UsageError(f"unknown architecture '{arch}': use one of {', '.join(ARCHITECTURES)}")
     config = copy.deepcopy(ARCHITECTURES[arch])
     if vad_heads:
         config |= {"extra_heads_num_heads": 4, "extra_heads_dim": 6}

@@ -1,8 +1,15 @@
-"""Audio in: files or arrays -> mono float32 at Mimi's 24 kHz, with clear errors on bad input."""
+"""Audio in: files or arrays -> mono float32 at Mimi's 24 kHz, with clear errors on bad input.
+
+Files and bytes are decoded by libsndfile (soundfile): WAV, FLAC, MP3, Ogg Vorbis and Opus. It
+trims MP3's encoder delay, where symphonia (sphn) keeps it and shifts every word by ~70 ms at
+16 kHz; sphn reads what libsndfile cannot open (other containers, e.g. AAC in M4A). A file
+shorter than its header announces (a cut download) is an error, not half a transcript.
+"""
 
 from __future__ import annotations
 
 import io
+import struct
 from pathlib import Path
 
 import julius
@@ -11,12 +18,13 @@ import soundfile
 import sphn
 import torch
 
-from .errors import DSMLabError
+from .errors import DSMLabError, UsageError
 
 SAMPLE_RATE = 24_000
 FRAME_SIZE = 1920  # samples per Mimi frame: 80 ms at 24 kHz
 FRAME_RATE = SAMPLE_RATE / FRAME_SIZE  # 12.5 frames per second
 MAX_CHANNELS = 8  # a 2-D array with more rows than this is taken as [samples, channels]
+FORMATS = "wav, flac, mp3, ogg (Vorbis or Opus)"  # tested in tests/test_audio.py
 
 AudioInput = str | Path | bytes | np.ndarray | torch.Tensor
 
@@ -26,43 +34,87 @@ def load_audio(
 ) -> torch.Tensor:
     """Return `source` as a 1-D float32 CPU tensor at 24 kHz, mono.
 
-    `source` is a file that sphn reads (wav, flac, mp3, ogg), the bytes of such a file
-    (decoded with soundfile), or an array with its `sample_rate`. Arrays are [samples] or
-    [channels, samples]; channels are averaged.
+    `source` is an audio file (see FORMATS), the bytes of one, or an array with its
+    `sample_rate`. Arrays are [samples] or [channels, samples]; channels are averaged.
     """
     if isinstance(source, (str, Path)):
         name = name or str(source)
-        data, sample_rate = _read_file(Path(source))
+        path = Path(source)
+        if not path.is_file():
+            raise UsageError(f"{path}: no such audio file")
+        data, sample_rate = _decode(path, name)
     elif isinstance(source, bytes):
         name = name or "audio bytes"
-        data, sample_rate = _read_bytes(source, name)
+        data, sample_rate = _decode(source, name)
     else:
         name = name or "audio array"
         if sample_rate is None:
-            raise DSMLabError(f"{name}: an array needs its sample rate; pass sample_rate=...")
+            raise UsageError(f"{name}: an array needs its sample rate; pass sample_rate=...")
         data = _as_numpy(source, name)
     return _to_model_rate(data, int(sample_rate), name)
 
 
-def _read_file(path: Path) -> tuple[np.ndarray, int]:
-    if not path.is_file():
-        raise DSMLabError(f"{path}: no such audio file")
+def _decode(source: Path | bytes, name: str) -> tuple[np.ndarray, int]:
+    """[channels, samples] float32 and the rate: libsndfile, or sphn for a file that libsndfile
+    cannot open. A file libsndfile opens but cannot read to its end is broken, not foreign."""
     try:
-        data, sample_rate = sphn.read(str(path))
-    except Exception as e:  # sphn raises plain exceptions with the decoder's message
+        sound = soundfile.SoundFile(io.BytesIO(source) if isinstance(source, bytes) else source)
+    except (soundfile.LibsndfileError, RuntimeError, TypeError) as e:
+        if isinstance(source, bytes):
+            raise DSMLabError(f"{name}: cannot decode audio ({_reason(e)}); {_SUPPORTED}") from None
+        return _decode_with_sphn(source, name)
+    try:
+        with sound:
+            declared = sound.frames
+            data = sound.read(dtype="float32", always_2d=True).T
+            rate = sound.samplerate
+    except (soundfile.LibsndfileError, RuntimeError) as e:
+        raise DSMLabError(f"{name}: cannot decode audio ({_reason(e)}); {_SUPPORTED}") from None
+    head = source[:4096] if isinstance(source, bytes) else _head(source)
+    declared = _wav_declared_frames(head) or declared
+    if data.shape[1] < declared:
         raise DSMLabError(
-            f"{path}: cannot decode audio ({_first_line(e)}); use wav, flac, mp3 or ogg"
-        ) from None
-    return np.asarray(data, dtype=np.float32), int(sample_rate)
+            f"{name}: truncated audio: its header announces {declared} samples but it holds "
+            f"{data.shape[1]}; download or encode it again"
+        )
+    return data, rate
 
 
-def _read_bytes(data: bytes, name: str) -> tuple[np.ndarray, int]:
+def _decode_with_sphn(path: Path, name: str) -> tuple[np.ndarray, int]:
     try:
-        samples, sample_rate = soundfile.read(io.BytesIO(data), dtype="float32")
-    except Exception as e:  # libsndfile reports unreadable data with various errors
-        reason = str(e).split(": ")[-1].strip() or type(e).__name__
-        raise DSMLabError(f"{name}: cannot decode audio bytes ({reason})") from None
-    return (samples.T if samples.ndim == 2 else samples), int(sample_rate)
+        data, rate = sphn.read(str(path))
+    except Exception as e:  # sphn raises plain exceptions with the decoder's message
+        raise DSMLabError(f"{name}: cannot decode audio ({_first_line(e)}); {_SUPPORTED}") from None
+    return np.asarray(data, dtype=np.float32), int(rate)
+
+
+_SUPPORTED = f"dsmlab reads {FORMATS} and what sphn decodes"
+
+
+def _head(path: Path) -> bytes:
+    with path.open("rb") as f:
+        return f.read(4096)
+
+
+def _wav_declared_frames(head: bytes) -> int | None:
+    """Sample frames a RIFF/WAVE header announces (libsndfile counts what the file holds);
+    None for other formats and for streamed WAVs whose sizes were never filled in."""
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    block_align, offset = None, 12
+    while offset + 8 <= len(head):
+        chunk, size = (
+            head[offset : offset + 4],
+            struct.unpack("<I", head[offset + 4 : offset + 8])[0],
+        )
+        if chunk == b"fmt " and offset + 22 <= len(head):
+            block_align = struct.unpack("<H", head[offset + 20 : offset + 22])[0]
+        elif chunk == b"data":
+            if not block_align or size in (0, 0xFFFFFFFF):
+                return None
+            return size // block_align
+        offset += 8 + size + (size & 1)
+    return None
 
 
 def _as_numpy(array: np.ndarray | torch.Tensor, name: str) -> np.ndarray:
@@ -98,6 +150,12 @@ def _to_model_rate(data: np.ndarray, sample_rate: int, name: str) -> torch.Tenso
         # which would shift every word timestamp; julius is also what Kyutai's eval uses.
         mono = julius.resample_frac(mono, sample_rate, SAMPLE_RATE)
     return mono.float().contiguous()
+
+
+def _reason(error: Exception) -> str:
+    """libsndfile's reason without its 'Error opening <file object>:' prefix."""
+    text = _first_line(error)
+    return text.split(": ", 1)[1] if text.startswith("Error opening") and ": " in text else text
 
 
 def _first_line(error: Exception) -> str:

@@ -13,7 +13,7 @@ import json
 import os
 from pathlib import Path
 
-from .errors import DSMLabError
+from .errors import DSMLabError, UsageError
 
 DATA_ENV = "DSMLAB_DATA"
 MODELS_DIR = "models"  # one checkpoint folder per bundled model, named by its short name
@@ -27,7 +27,7 @@ def data_dir() -> Path | None:
     if configured:
         path = Path(configured).expanduser()
         if not path.is_dir():
-            raise DSMLabError(f"{DATA_ENV}={configured} is not a directory; unset it or fix it")
+            raise UsageError(f"{DATA_ENV}={configured} is not a directory; unset it or fix it")
         return path
     for candidate in (_PACKAGE / "data", _PACKAGE.parent / "data"):
         if (candidate / MODELS_DIR).is_dir() or (candidate / TEST_SPLIT_DIR).is_dir():

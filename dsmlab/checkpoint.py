@@ -15,6 +15,7 @@ kyutai/stt-2.6b-en, and loads its weights strictly.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -39,6 +40,7 @@ NON_LM_KEYS = frozenset(
     | {"model_id"}
 )
 MIMI_CONFIG_KEYS = ("sample_rate", "channels", "frame_rate", "seanet", "quantizer", "transformer")
+FINGERPRINT_SAMPLE = 1 << 20  # bytes read at the start, middle and end of a large file
 
 
 def lm_kwargs(config: dict) -> dict:
@@ -163,6 +165,33 @@ def check_mimi_config(config: dict, what: str) -> dict:
             f"{', '.join(MIMI_CONFIG_KEYS)} (as moshi's loaders._mimi_config)"
         )
     return config
+
+
+def model_identity(model: DSMModel) -> dict:
+    """What fixes a model's outputs: its name, a fingerprint of each checkpoint file, and the
+    LM's dtype and device type (not its path: a moved or copied checkpoint is the same model)."""
+    return {
+        "name": model.name,
+        "files": {name: file_fingerprint(path) for name, path in sorted(model.files.items())},
+        "dtype": str(model.lm.dtype).removeprefix("torch."),
+        "device": model.device.type,
+    }
+
+
+def file_fingerprint(path: Path) -> str:
+    """sha256 of a file's size and content; of files over 3 MiB, of the size and 1 MiB at the
+    start, middle and end (a 5 GB checkpoint in milliseconds; a copy keeps it, any rewrite of
+    the weights changes it almost surely)."""
+    size = path.stat().st_size
+    digest = hashlib.sha256(str(size).encode())
+    with path.open("rb") as f:
+        if size <= 3 * FINGERPRINT_SAMPLE:
+            digest.update(f.read())
+        else:
+            for offset in (0, (size - FINGERPRINT_SAMPLE) // 2, size - FINGERPRINT_SAMPLE):
+                f.seek(offset)
+                digest.update(f.read(FINGERPRINT_SAMPLE))
+    return digest.hexdigest()[:16]
 
 
 def _atomic(path: Path, write) -> None:

@@ -28,7 +28,7 @@ from .checkpoint import (
     extra_heads_in,
     read_json,
 )
-from .errors import DSMLabError
+from .errors import DSMLabError, UsageError
 from .model import DSMModel
 
 KNOWN_MODELS: dict[str, str] = {
@@ -71,7 +71,7 @@ def resolve(spec: str | Path, revision: str | None = None) -> ModelSource:
         return ModelSource(name=text, repo_id=KNOWN_MODELS[text], revision=revision)
     looks_like_path = text.startswith((".", "/", "~")) or path.suffix or text.count("/") != 1
     if looks_like_path:
-        raise DSMLabError(
+        raise UsageError(
             f"unknown model '{text}': use a short name ({', '.join(available_models())}), "
             "a Hugging Face repo id (owner/name) or an existing checkpoint directory"
         )
@@ -148,6 +148,11 @@ def load(
         name=source.name,
         source=source.where,
         mimi_config=files.mimi_config,
+        files={
+            path.name: path
+            for path in (files.config_path, files.weights, files.mimi, files.tokenizer)
+            + ((files.mimi_config_path,) if files.mimi_config_path else ())
+        },
     )
 
 
@@ -158,14 +163,14 @@ def pick_device(device: str | torch.device | None) -> torch.device:
     try:
         device = torch.device(device)
     except (RuntimeError, TypeError):
-        raise DSMLabError(f"unknown device '{device}': use cpu, cuda or cuda:N") from None
+        raise UsageError(f"unknown device '{device}': use cpu, cuda or cuda:N") from None
     if device.type not in ("cpu", "cuda"):
-        raise DSMLabError(f"device '{device}' is not supported: use cpu, cuda or cuda:N")
+        raise UsageError(f"device '{device}' is not supported: use cpu, cuda or cuda:N")
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise DSMLabError(f"device '{device}' asked for, but CUDA is not available; use cpu")
+            raise UsageError(f"device '{device}' asked for, but CUDA is not available; use cpu")
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise DSMLabError(
+            raise UsageError(
                 f"device '{device}' asked for, but there are {torch.cuda.device_count()} GPUs"
             )
     return device

@@ -7,6 +7,7 @@ A plain record: loading (`dsmlab.load`), random architectures and training all b
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from moshi.models import LMModel, MimiModel
@@ -31,6 +32,7 @@ class DSMModel:
     end_of_padding_id: int = END_OF_PADDING_ID
     config: dict = field(default_factory=dict)  # config.json as read or to be written
     mimi_config: dict | None = None  # None: the released Mimi's
+    files: dict[str, Path] = field(default_factory=dict)  # checkpoint file name -> local path
 
     @classmethod
     def from_parts(
@@ -43,6 +45,7 @@ class DSMModel:
         name: str,
         source: str,
         mimi_config: dict | None = None,
+        files: dict[str, Path] | None = None,
     ) -> DSMModel:
         """The one constructor: delay, prefix and token ids come from `config` and the LM."""
         stt = config.get("stt_config") or {}
@@ -63,6 +66,7 @@ class DSMModel:
             end_of_padding_id=int(lm.existing_text_end_padding_id),
             config=config,
             mimi_config=mimi_config,
+            files=dict(files or {}),
         )
 
     @property

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .errors import DSMLabError
+from .errors import UsageError
 from .stepper import Stepper
 
 # Frames per Mimi call. 1 makes the calls Kyutai's loop makes, so the codes are the same by
@@ -76,7 +76,7 @@ def run_streams(
     it finishes. `pcm` is 1-D audio at the model's rate, a positive multiple of the frame size
     long (see `transcribe.pad_for_model`)."""
     if encode_ahead < 1:
-        raise DSMLabError(f"encode_ahead must be at least 1 frame, got {encode_ahead}")
+        raise UsageError(f"encode_ahead must be at least 1 frame, got {encode_ahead}")
     model, batch = stepper.model, stepper.batch_size
     frame_size = model.frame_size
     pending = iter(streams)
@@ -132,7 +132,7 @@ def _checked(
 ) -> tuple[Hashable, torch.Tensor]:
     key, pcm = item
     if pcm.ndim != 1 or pcm.numel() == 0 or pcm.numel() % frame_size:
-        raise DSMLabError(
+        raise UsageError(
             f"stream {key!r}: expected 1-D audio of a positive multiple of {frame_size} "
             f"samples, got shape {tuple(pcm.shape)}"
         )

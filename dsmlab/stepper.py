@@ -23,7 +23,7 @@ import torch
 from moshi.models import LMGen
 from moshi.utils.compile import no_compile
 
-from .errors import DSMLabError
+from .errors import UsageError
 from .model import DSMModel
 from .vad import END_OF_TURN_HEAD
 
@@ -79,9 +79,9 @@ class Stepper:
 
     def __init__(self, model: DSMModel, batch_size: int, temperature: float = 0.0):
         if batch_size < 1:
-            raise DSMLabError(f"batch size must be at least 1, got {batch_size}")
+            raise UsageError(f"batch size must be at least 1, got {batch_size}")
         if not temperature >= 0:
-            raise DSMLabError(f"temperature must be >= 0, got {temperature}")
+            raise UsageError(f"temperature must be >= 0, got {temperature}")
         self.model = model
         self.batch_size = batch_size
         # Greedy text decoding by default, as Kyutai evaluates; temperature > 0 samples.
@@ -131,7 +131,7 @@ class Stepper:
         if audio.ndim == 2:
             audio = audio[:, None]
         if tuple(audio.shape) != (self.batch_size, 1, frames * self.model.frame_size) or not frames:
-            raise DSMLabError(
+            raise UsageError(
                 f"expected audio of shape [{self.batch_size}, 1, K * {self.model.frame_size}], "
                 f"got {list(audio.shape)}"
             )
@@ -180,7 +180,7 @@ class Stepper:
         """Advance the active slots by one frame ([B, frame_size] or [B, 1, frame_size] of
         24 kHz audio): `encode`, then `step_codes`."""
         if frames.shape[-1] != self.model.frame_size:
-            raise DSMLabError(
+            raise UsageError(
                 f"expected frames of shape [{self.batch_size}, 1, {self.model.frame_size}] "
                 f"(batch, channel, samples), got {list(frames.shape)}"
             )
@@ -254,7 +254,7 @@ class Stepper:
             return torch.ones(self.batch_size, dtype=torch.bool)
         active = torch.as_tensor(active).to(dtype=torch.bool, device="cpu")
         if tuple(active.shape) != (self.batch_size,):
-            raise DSMLabError(
+            raise UsageError(
                 f"expected an active mask of shape [{self.batch_size}], got {list(active.shape)}"
             )
         return active
@@ -271,7 +271,7 @@ class Stepper:
 
     def _check_running(self) -> None:
         if self._stack is None:
-            raise DSMLabError("the stepper is not running; use `with Stepper(model, B) as s`")
+            raise UsageError("the stepper is not running; use `with Stepper(model, B) as s`")
 
 
 def _sync(device: torch.device) -> None:

@@ -15,8 +15,6 @@ stays under 80 ms, and the flush time of a 0.5 s delay at that batch.
 
 from __future__ import annotations
 
-import argparse
-import json
 import resource
 import sys
 import time
@@ -31,8 +29,9 @@ from moshi.utils.compile import no_compile
 import dsmlab
 from dsmlab import ENCODE_AHEAD, pad_for_model
 
-from . import runner
+from . import options, rundir, runner
 from .data import load_eval_data
+from .results import environment, print_table, write_json
 
 FRAME_BUDGET_S = (
     1 / dsmlab.FRAME_RATE
@@ -243,45 +242,49 @@ def print_rows(title: str, rows: list[BenchRow]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m eval.bench",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = dsmlab.cli.ArgumentParser(prog="python -m eval.bench", description=__doc__)
     parser.add_argument(
         "--model",
         help="short name, HF repo, checkpoint dir, or random:<architecture> (stt-1b-en_fr, "
         "stt-2.6b-en, tiny) for random weights (default: the bundled model with the longest "
         "delay)",
     )
-    parser.add_argument("--batch-size", type=int, nargs="+", default=[1, 8], help="one row each")
     parser.add_argument(
-        "--seconds", type=float, default=10.0, help="speech per stream (one batch of streams)"
+        "--batch-size", type=dsmlab.cli.positive_int, nargs="+", default=[1, 8], help="a row each"
+    )
+    parser.add_argument(
+        "--seconds",
+        type=dsmlab.cli.positive_float,
+        default=10.0,
+        help="speech per stream (one batch of streams)",
     )
     parser.add_argument(
         "--dataset",
         help="instead of --seconds: a dataset's utterances in its order (alias, HF id or path), "
         "batched as each loop batches them",
     )
-    parser.add_argument("--max-samples", type=int, help="with --dataset: the first N rows")
+    parser.add_argument(
+        "--max-samples", type=dsmlab.cli.positive_int, help="with --dataset: the first N rows"
+    )
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
     parser.add_argument(
         "--realtime", action="store_true", help="also measure live capacity (up to --max-live)"
     )
-    parser.add_argument("--max-live", type=int, default=1024, help="largest live batch tried")
+    parser.add_argument(
+        "--max-live", type=dsmlab.cli.positive_int, default=1024, help="largest live batch"
+    )
     parser.add_argument(
         "--encode-ahead",
-        type=int,
+        type=dsmlab.cli.positive_int,
         default=ENCODE_AHEAD,
         help=f"dsmlab: frames per Mimi call (default {ENCODE_AHEAD})",
     )
     parser.add_argument("--out", type=Path, help="run directory (default: runs/bench-<model>)")
-    args = parser.parse_args(argv)
+    args = runner.parse(parser, argv)
 
     def body() -> int:
-        runner.fill_defaults(args, "bench")
-        if args.seconds <= 0 or min(args.batch_size) < 1:
-            raise dsmlab.DSMLabError("--seconds must be positive and every --batch-size >= 1")
+        options.fill_defaults(args, "bench")
+        rundir.prepare(args.out)
         model = load_bench_model(str(args.model), args.device)
         rows = []
         # read once: the dataset's utterances, else the bundled test speech to cut streams from
@@ -306,22 +309,19 @@ def main(argv: list[str] | None = None) -> int:
             else {"seconds_per_stream": args.seconds},
             "rows": [asdict(r) for r in rows],
             "encode_ahead": args.encode_ahead,
-            "environment": runner.environment(model),
+            "environment": environment(model),
         }
         if args.realtime:
             results["realtime"] = realtime_capacity(model, args.max_live)
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "bench.json").write_text(json.dumps(results, indent=2))
+        write_json(args.out / "bench.json", results)
         audio = args.dataset or f"{args.seconds:g} s of speech per stream"
         print_rows(f"{model.name} on {model.device}: {audio}", rows)
         if args.realtime:
-            runner.print_table(
-                "live capacity (frame in, tokens out, under 80 ms)", results["realtime"]
-            )
+            print_table("live capacity (frame in, tokens out, under 80 ms)", results["realtime"])
         print(f"\nwritten: {args.out / 'bench.json'}")
         return 0
 
-    return runner.main_guard(body)
+    return runner.main_guard(body, args)
 
 
 if __name__ == "__main__":

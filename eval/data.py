@@ -1,13 +1,15 @@
 """Evaluation data: Open ASR Leaderboard aliases, any HF dataset, or local data, one way in.
 
 Audio is read with `Audio(decode=False)` and decoded here, on purpose: `datasets` 5 wants
-torchcodec to decode, and a bad row must become a failed utterance, not a crashed run.
+torchcodec to decode, and a bad row (audio, reference word times, a JSON line) must become a
+failed utterance with its reason, not a crashed run.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import datasets
@@ -16,7 +18,9 @@ import torch
 from datasets.distributed import split_dataset_by_node
 
 import dsmlab
-from dsmlab import DSMLabError, load_audio
+from dsmlab import DSMLabError, UsageError, load_audio
+
+from . import local_data
 
 TEXT_COLUMNS = ("text", "sentence", "normalized_text", "transcript", "transcription")
 ESB = "hf-audio/esb-datasets-test-only-sorted"
@@ -45,7 +49,7 @@ DEFAULT_DATASET = "synth"
 
 @dataclass
 class Utterance:
-    """One row: `audio` is 24 kHz mono, or None with `error` set when it cannot be read."""
+    """One row: `audio` is 24 kHz mono, or None with `error` set when the row cannot be used."""
 
     index: int  # position in the whole dataset (not the shard): the resume key
     id: str
@@ -66,10 +70,10 @@ class EvalData:
     split: str
     revision: str | None
     text_column: str
-    audio_column: str = "audio"
     fingerprint: str | None = None
     size: int | None = None  # None for streaming datasets
-    info: dict = field(default_factory=dict)
+    max_samples: int | None = None
+    json_lines: bool = False  # rows hold raw JSON lines, parsed as they are read
 
     def describe(self) -> dict:
         return {
@@ -79,6 +83,7 @@ class EvalData:
             "revision": self.revision,
             "fingerprint": self.fingerprint,
             "text_column": self.text_column,
+            "max_samples": self.max_samples,
         }
 
     def __iter__(self) -> Iterator[Utterance]:
@@ -87,20 +92,21 @@ class EvalData:
 
     def _utterance(self, row: dict) -> Utterance:
         index = int(row["__index"])
-        words = row.get("words")
-        utterance = Utterance(
-            index=index,
-            id=str(row.get("id") or row.get("segment_id") or index),
-            text=str(row[self.text_column] or ""),
-            audio=None,
-            words=[dict(w) for w in words] if words else None,
-            speaker=str(row["speaker_id"]) if row.get("speaker_id") is not None else None,
-        )
+        utt = Utterance(index=index, id=str(index), text="", audio=None)
         try:
-            utterance.audio = decode_audio(row[self.audio_column], f"row {utterance.id}").numpy()
+            row = local_data.parse_line(row) if self.json_lines else row
+            utt.id = str(row.get("id") or row.get("segment_id") or index)
+            utt.text = _text(row, self.text_column, self.json_lines)
+            utt.words = checked_words(row.get("words"))
+            utt.speaker = str(row["speaker_id"]) if row.get("speaker_id") is not None else None
         except DSMLabError as e:
-            utterance.error = str(e)
-        return utterance
+            utt.error = str(e)
+            return utt
+        try:
+            utt.audio = decode_audio(row["audio"], f"row {utt.id}").numpy()
+        except DSMLabError as e:
+            utt.error = str(e)
+        return utt
 
 
 def load_eval_data(
@@ -115,14 +121,24 @@ def load_eval_data(
     world_size: int = 1,
 ) -> EvalData:
     """An alias, a hub dataset id, or local data (save_to_disk dir, parquet, jsonl, audiofolder)."""
+    if max_samples is not None and max_samples < 1:
+        raise UsageError(f"--max-samples must be at least 1, got {max_samples}")
     name, config, split = _resolve(spec, config, split)
-    dataset = _open(name, config, split, streaming, revision)
+    dataset, columns, json_lines = _open(name, config, split, streaming, revision)
+    if streaming and not columns:  # a streamed table may not know its columns before a row
+        first = next(iter(dataset), None)
+        columns = list(first or [])
+    if not columns:
+        raise DSMLabError(f"{name} ({split}) has no rows")
     fingerprint = getattr(dataset, "_fingerprint", None)  # of the whole set, not a shard
-    columns = list(dataset.column_names or [])
+    if Path(name).exists() and not local_data.is_saved_dataset(Path(name)):
+        fingerprint = local_data.fingerprint(Path(name))
     text_column = _text_column(columns, text_column, name)
     if "audio" not in columns:
-        raise DSMLabError(f"{name}: no 'audio' column; the columns are {', '.join(columns)}")
-    dataset = dataset.cast_column("audio", datasets.Audio(decode=False))
+        raise UsageError(f"{name}: no 'audio' column; the columns are {', '.join(columns)}")
+    features = None if json_lines else getattr(dataset, "features", None)
+    if features is not None and isinstance(features.get("audio"), datasets.Audio):
+        dataset = dataset.cast_column("audio", datasets.Audio(decode=False))
     if max_samples is not None:
         dataset = dataset.take(max_samples)
     size = None if streaming else len(dataset)
@@ -144,6 +160,8 @@ def load_eval_data(
         text_column=text_column,
         fingerprint=fingerprint,
         size=size,
+        max_samples=max_samples,
+        json_lines=json_lines,
     )
 
 
@@ -160,8 +178,41 @@ def decode_audio(value, label: str = "audio") -> torch.Tensor:
     if value.get("bytes"):
         return load_audio(value["bytes"], name=label)
     if value.get("path"):
-        return load_audio(value["path"])
+        try:
+            return load_audio(value["path"])
+        except UsageError as e:  # a missing file named by a row fails the row, not the run
+            raise DSMLabError(str(e)) from None
     raise DSMLabError(f"{label}: empty audio cell, neither bytes nor a path")
+
+
+def checked_words(words) -> list[dict] | None:
+    """Reference word times as [{word, start, end}], or DSMLabError naming the bad entry."""
+    if words is None or (isinstance(words, list) and not words):
+        return None
+    if not isinstance(words, list):
+        raise DSMLabError(f"words cell: expected a list of {{word, start, end}}, got {words!r:.40}")
+    checked = []
+    for k, w in enumerate(words):
+        times = [w.get(key) if isinstance(w, dict) else None for key in ("start", "end")]
+        good = isinstance(w, dict) and isinstance(w.get("word"), str)
+        good = good and all(
+            isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t)
+            for t in times
+        )
+        if not good or times[0] > times[1]:
+            raise DSMLabError(
+                f"words cell: entry {k} ({w!r:.60}) is not {{word, start, end}} with "
+                "finite times, start <= end"
+            )
+        checked.append({"word": w["word"], "start": float(times[0]), "end": float(times[1])})
+    return checked
+
+
+def _text(row: dict, column: str, strict: bool) -> str:
+    value = row.get(column)
+    if value is None and strict:
+        raise DSMLabError(f"no '{column}' field")
+    return str(value or "")
 
 
 def _resolve(spec: str, config: str | None, split: str | None) -> tuple[str, str | None, str]:
@@ -172,37 +223,43 @@ def _resolve(spec: str, config: str | None, split: str | None) -> tuple[str, str
         return name, config or alias_config, split or alias_split
     if Path(spec).exists() or "/" in spec:
         return spec, config, split or "test"
-    raise DSMLabError(
+    raise UsageError(
         f"unknown dataset '{spec}': use an alias ({', '.join([*BUNDLED_DATA, *ALIASES])}), "
         "a Hugging Face dataset id (owner/name) or a local path"
     )
 
 
 def _open(name: str, config: str | None, split: str, streaming: bool, revision: str | None):
+    """(dataset, its columns, whether its rows are raw JSON lines)."""
     path = Path(name)
     try:
-        if path.is_dir() and (
-            (path / "dataset_dict.json").exists() or (path / "state.json").exists()
-        ):
-            loaded = datasets.load_from_disk(str(path))
-            if isinstance(loaded, datasets.DatasetDict):
-                if split not in loaded:
-                    raise DSMLabError(f"{name} has no split '{split}'; it has {', '.join(loaded)}")
-                loaded = loaded[split]
-            return loaded.to_iterable_dataset() if streaming else loaded
-        if path.suffix in (".jsonl", ".json", ".parquet") and path.is_file():
-            builder = "parquet" if path.suffix == ".parquet" else "json"
-            loaded = datasets.load_dataset(
-                builder, data_files=str(path), split="train", streaming=streaming
+        if local_data.is_saved_dataset(path):
+            loaded = local_data.open_saved(path, split, streaming)
+        elif path.is_file() and path.suffix in local_data.JSON_SUFFIXES:
+            loaded, fields = local_data.open_json_lines(path, streaming)
+            return loaded, fields, True
+        elif path.is_file() and path.suffix == ".parquet":
+            loaded = local_data.open_table(path, "parquet", streaming)
+        elif path.is_dir():
+            folder = local_data.open_audio_folder(path, split, streaming)
+            if folder is None:
+                raise UsageError(
+                    f"{path}: a dataset directory holds a save_to_disk dataset, or audio files "
+                    "with metadata.csv / metadata.jsonl (a file_name column and a transcript "
+                    "column)"
+                )
+            loaded, fields = folder
+            if fields is not None:
+                return loaded, fields, True
+        elif path.exists():
+            raise UsageError(
+                f"{path}: not a dataset dsmlab reads (a save_to_disk folder, .parquet, .jsonl, "
+                "or an audio folder with metadata)"
             )
-            if builder == "json" and "audio" in (loaded.column_names or []):
-                loaded = _resolve_paths(loaded, path.parent, "audio")
-            return loaded
-        if path.is_dir():
-            return _audiofolder(path, split, streaming)
-        return datasets.load_dataset(
-            name, config, split=split, streaming=streaming, revision=revision
-        )
+        else:
+            loaded = datasets.load_dataset(
+                name, config, split=split, streaming=streaming, revision=revision
+            )
     except DSMLabError:
         raise
     except Exception as e:  # the hub, the builders and the files each raise their own errors
@@ -220,43 +277,18 @@ def _open(name: str, config: str | None, split: str, streaming: bool, revision: 
         raise DSMLabError(
             f"cannot load dataset {name} (config {config}, split {split}): {first}{hint}"
         ) from None
-
-
-def _audiofolder(path: Path, split: str, streaming: bool):
-    """An audiofolder: metadata.csv or metadata.jsonl with a file_name column beside the audio
-    (or in a <split>/ subfolder). Read here with the csv/json builders: datasets' own
-    audiofolder builder needs torchcodec (and FFmpeg) just to store the audio."""
-    for folder in (path / split, path):
-        for meta, builder in (("metadata.csv", "csv"), ("metadata.jsonl", "json")):
-            if (folder / meta).is_file():
-                loaded = datasets.load_dataset(
-                    builder, data_files=str(folder / meta), split="train", streaming=streaming
-                )
-                if "file_name" not in (loaded.column_names or []):
-                    raise DSMLabError(f"{folder / meta} has no file_name column")
-                renamed = loaded.rename_column("file_name", "audio")
-                return _resolve_paths(renamed, folder, "audio")
-    raise DSMLabError(
-        f"{path}: a dataset directory holds a save_to_disk dataset, or audio files with "
-        "metadata.csv / metadata.jsonl (a file_name column and a transcript column)"
-    )
-
-
-def _resolve_paths(dataset, base: Path, column: str):
-    """Audio paths in local metadata are relative to the metadata file; {bytes, path} cells."""
-    base = base.resolve()
-    return dataset.map(lambda row: {column: {"bytes": None, "path": str(base / row[column])}})
+    return loaded, list(loaded.column_names or []), False
 
 
 def _text_column(columns: list[str], asked: str | None, name: str) -> str:
     if asked is not None:
         if asked not in columns:
-            raise DSMLabError(f"{name}: no column '{asked}'; the columns are {', '.join(columns)}")
+            raise UsageError(f"{name}: no column '{asked}'; the columns are {', '.join(columns)}")
         return asked
     for candidate in TEXT_COLUMNS:
         if candidate in columns:
             return candidate
-    raise DSMLabError(
+    raise UsageError(
         f"{name}: no transcript column among {', '.join(TEXT_COLUMNS)}; the columns are "
         f"{', '.join(columns)}; name one with --text-column"
     )

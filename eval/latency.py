@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 
@@ -19,30 +18,35 @@ import torch
 
 import dsmlab
 
-from . import metrics, plots, runner
+from . import metrics, options, plots, runner
 from .data import EvalData
+from .results import print_table, write_results
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m eval.latency", description=__doc__)
-    runner.add_common_args(parser)
+    parser = options.parser("latency", __doc__)
     parser.add_argument(
-        "--flush-samples", type=int, default=20, help="utterances on which the flush is timed"
+        "--flush-samples",
+        type=dsmlab.cli.non_negative_int,
+        default=20,
+        help="utterances on which the flush is timed",
     )
-    args = parser.parse_args(argv)
+    args = runner.parse(parser, argv)
 
     def body() -> int:
-        runner.fill_defaults(args, "latency")
-        result = runner.run(args, args.model, args.out)
-        if not result.is_main:
-            return 0
-        summary, extra = latency_summary(result, args.flush_samples, args.batch_size)
-        runner.write_results(result, "latency", summary, extra)
-        plots.latency_cdf(result.records, args.out / "latency_cdf.png", extra["flush_latencies_s"])
-        runner.print_table(f"{result.model.name} on {result.data.name}: latency", summary)
+        options.fill_defaults(args, "latency")
+        with runner.run(args, args.model, args.out) as result:
+            if not result.is_main:
+                return 0
+            summary, extra = latency_summary(result, args.flush_samples, args.batch_size)
+            write_results(result, "latency", summary, extra)
+            plots.latency_cdf(
+                result.records, args.out / "latency_cdf.png", extra["flush_latencies_s"]
+            )
+        print_table(f"{result.model.name} on {result.data.name}: latency", summary)
         return 0
 
-    return runner.main_guard(body)
+    return runner.main_guard(body, args)
 
 
 def latency_summary(result: runner.Run, flush_samples: int, batch_size: int):

@@ -7,7 +7,6 @@ transcript cannot inject markup into the page.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import html
 import json
@@ -16,46 +15,53 @@ from pathlib import Path
 
 import dsmlab
 
-from . import runner
+from . import rundir, runner
+from .records import read_records
+from .results import read_results
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m eval.report", description=__doc__)
+    parser = dsmlab.cli.ArgumentParser(prog="python -m eval.report", description=__doc__)
     parser.add_argument("runs", nargs="+", type=Path, help="run directories (with results.json)")
     parser.add_argument("--out", required=True, type=Path)
-    parser.add_argument("--worst", type=int, default=5, help="worst utterances shown per run")
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--worst", type=dsmlab.cli.non_negative_int, default=5, help="worst utterances per run"
+    )
+    args = runner.parse(parser, argv)
 
     def body() -> int:
         runs = [load_run(d) for d in _expand(args.runs)]
         sweeps = [load_sweep(d) for d in args.runs if (d / "sweep.json").is_file()]
-        args.out.mkdir(parents=True, exist_ok=True)
+        rundir.prepare(args.out)
         (args.out / "report.md").write_text(markdown(runs, sweeps, args.worst))
         (args.out / "report.html").write_text(html_page(runs, sweeps, args.worst))
         print(f"{args.out / 'report.md'}\n{args.out / 'report.html'}")
         return 0
 
-    return runner.main_guard(body)
+    return runner.main_guard(body, args)
 
 
 def load_run(run_dir: Path) -> dict:
-    path = run_dir / "results.json"
-    if not path.is_file():
-        raise dsmlab.DSMLabError(f"{run_dir}: no results.json; is it an eval run directory?")
     return {
         "dir": run_dir,
-        "results": json.loads(path.read_text()),
-        "records": runner.read_records(run_dir),
+        "results": read_results(run_dir),
+        "records": read_records(run_dir),
         "plots": sorted(run_dir.glob("*.png")),
     }
 
 
 def load_sweep(sweep_dir: Path) -> dict:
-    sweep = json.loads((sweep_dir / "sweep.json").read_text())
+    try:
+        sweep = json.loads((sweep_dir / "sweep.json").read_text())
+        rows, command = list(sweep["rows"]), sweep["command_line"]
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
+        raise dsmlab.DSMLabError(
+            f"{sweep_dir / 'sweep.json'} is corrupt; rerun the sweep (its runs are kept)"
+        ) from None
     return {
         "dir": sweep_dir,
-        "command": sweep["command"],
-        "rows": sweep["rows"],
+        "command": command,
+        "rows": rows,
         "plots": sorted(sweep_dir.glob("*.png")),
     }
 
@@ -88,6 +94,9 @@ def _rows(run: dict) -> list[tuple[str, str]]:
         ("dataset", f"{r['data']['dataset']} / {r['data']['config']} / {r['data']['split']}"),
     ]
     rows += [(k, v) for k, v in r["metrics"].items()]
+    failures = r.get("failures") or {"count": 0, "first": []}
+    rows += [("failed rows", failures["count"])]
+    rows += [(f"failed: {f['id']}", f["error"]) for f in failures["first"]]
     rows += [("RTFx", r["speed"]["rtfx"]), ("device", r["environment"]["device_name"])]
     return [(k, f"{v:.4f}" if isinstance(v, float) else str(v)) for k, v in rows]
 
@@ -122,7 +131,7 @@ def markdown(runs: list[dict], sweeps: list[dict], worst: int) -> str:
             "| --- | --- |",
         ]
         lines += [f"| {cell(k)} | {cell(v)} |" for k, v in _rows(run)]
-        lines += ["", "Reproduce:", "", "```bash", r["command"], "```", ""]
+        lines += ["", "Reproduce:", "", "```bash", r["command_line"], "```", ""]
         lines += [f"![{p.name}]({p.resolve()})" for p in run["plots"]] + [""]
         lines += [
             "Worst utterances:",
@@ -173,7 +182,7 @@ def html_page(runs: list[dict], sweeps: list[dict], worst: int) -> str:
             + "".join(f"<tr><td>{e(k)}</td><td>{e(v)}</td></tr>" for k, v in _rows(run))
             + "</table>"
         )
-        parts.append(f"<p>Reproduce:</p><pre>{e(r['command'])}</pre>")
+        parts.append(f"<p>Reproduce:</p><pre>{e(r['command_line'])}</pre>")
         parts += [_img(p) for p in run["plots"]]
         parts.append(
             "<h3>Worst utterances</h3><table><tr><th>id</th><th>WER</th>"

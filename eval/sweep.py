@@ -7,14 +7,16 @@ the flush trick, and writes sweep.json, sweep.csv and against_delay.png.
 
 from __future__ import annotations
 
-import argparse
-import json
+import shlex
 import sys
 
 import pandas as pd
 
-from . import metrics, plots, runner
+import dsmlab
+
+from . import metrics, options, plots, rundir, runner
 from .latency import latency_summary
+from .results import write_json, write_results
 
 COLUMNS = [
     "model",
@@ -33,25 +35,27 @@ COLUMNS = [
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m eval.sweep", description=__doc__)
-    runner.add_common_args(parser, several_models=True)
-    parser.add_argument("--collar", type=float, default=0.2, help="tcpWER collar (s)")
-    parser.add_argument("--flush-samples", type=int, default=20)
-    args = parser.parse_args(argv)
+    parser = options.parser("sweep", __doc__, several_models=True)
+    parser.add_argument(
+        "--collar", type=dsmlab.cli.non_negative_float, default=0.2, help="tcpWER collar (s)"
+    )
+    parser.add_argument("--flush-samples", type=dsmlab.cli.non_negative_int, default=20)
+    args = runner.parse(parser, argv)
 
     def body() -> int:
-        runner.fill_defaults(args, "sweep", several=True)
+        options.fill_defaults(args, "sweep", several=True)
+        rundir.prepare(args.out)
         rows = []
         for spec in args.model:
-            result = runner.run(args, spec, args.out / _dirname(spec))
-            if not result.is_main:
-                continue
-            summary, extra = latency_summary(result, args.flush_samples, args.batch_size)
-            if any(r.get("ref_words") for r in result.records if r["status"] == "ok"):
-                summary |= metrics.timestamp_metrics(
-                    result.records, metrics.normalizer(args.language), args.collar
-                )
-            results = runner.write_results(result, "sweep", summary, extra)
+            with runner.run(args, spec, args.out / _dirname(spec)) as result:
+                if not result.is_main:
+                    continue
+                summary, extra = latency_summary(result, args.flush_samples, args.batch_size)
+                if any(r.get("ref_words") for r in result.records if r["status"] == "ok"):
+                    summary |= metrics.timestamp_metrics(
+                        result.records, metrics.normalizer(args.language), args.collar
+                    )
+                results = write_results(result, "sweep", summary, extra)
             rows.append(
                 {
                     "model": result.model.name,
@@ -64,20 +68,20 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         table = pd.DataFrame(rows).reindex(columns=COLUMNS).sort_values("delay_s")
         table.to_csv(args.out / "sweep.csv", index=False)
-        (args.out / "sweep.json").write_text(
-            json.dumps(
-                {
-                    "command": " ".join(["python -m eval.sweep", *sys.argv[1:]]),
-                    "rows": table.to_dict(orient="records"),
-                },
-                indent=2,
-            )
+        command = ["python", "-m", "eval.sweep", *args.argv]
+        write_json(
+            args.out / "sweep.json",
+            {
+                "command": command,
+                "command_line": shlex.join(command),
+                "rows": table.to_dict(orient="records"),
+            },
         )
         plots.against_delay(rows, args.out / "against_delay.png")
         print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
         return 0
 
-    return runner.main_guard(body)
+    return runner.main_guard(body, args)
 
 
 def _dirname(spec: str) -> str:

@@ -2,32 +2,30 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from . import metrics, plots, runner
+from . import metrics, options, plots, runner
+from .results import print_table, write_results
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m eval.wer", description=__doc__)
-    runner.add_common_args(parser)
-    args = parser.parse_args(argv)
+    args = runner.parse(options.parser("wer", __doc__), argv)
 
     def body() -> int:
-        runner.fill_defaults(args, "wer")
-        result = runner.run(args, args.model, args.out)
-        if not result.is_main:
-            return 0
-        summary = metrics.wer_metrics(result.records)
-        results = runner.write_results(result, "wer", summary)
-        plots.wer_histogram(result.records, args.out / "wer_histogram.png")
-        runner.print_table(
+        options.fill_defaults(args, "wer")
+        with runner.run(args, args.model, args.out) as result:
+            if not result.is_main:
+                return 0
+            summary = metrics.wer_metrics(result.records)
+            results = write_results(result, "wer", summary)
+            plots.wer_histogram(result.records, args.out / "wer_histogram.png")
+        print_table(
             f"{result.model.name} on {result.data.name}",
             summary | {"rtfx": results["speed"]["rtfx"]},
         )
         return 0
 
-    return runner.main_guard(body)
+    return runner.main_guard(body, args)
 
 
 if __name__ == "__main__":

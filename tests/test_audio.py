@@ -1,5 +1,8 @@
+import io
+
 import numpy as np
 import pytest
+import soundfile
 import sphn
 import torch
 
@@ -66,3 +69,55 @@ def test_missing_and_unreadable_files_name_the_file(tmp_path):
     with pytest.raises(DSMLabError, match=r"bad.wav: cannot decode audio .*wav, flac, mp3") as e:
         load_audio(bad)
     assert "\n" not in str(e.value)
+
+
+FORMATS = [  # the README's list: (format, subtype, file suffix, rate)
+    ("WAV", "PCM_16", "wav", 16000),
+    ("FLAC", "PCM_16", "flac", 16000),
+    ("MP3", "MPEG_LAYER_III", "mp3", 16000),
+    ("OGG", "VORBIS", "ogg", 16000),
+    ("OGG", "OPUS", "opus", 48000),
+]
+
+
+@pytest.mark.parametrize(("fmt", "subtype", "suffix", "rate"), FORMATS)
+def test_every_listed_format_decodes_whole_and_in_place(tmp_path, fmt, subtype, suffix, rate):
+    """Length and timing survive: an impulse at 0.5 s stays at 0.5 s (sphn's mp3 decoder
+    would keep the encoder delay and move it by 69 ms)."""
+    x = 0.2 * tone(300, 1.0, rate)
+    x[rate // 2 : rate // 2 + rate // 100] = 0.9  # a 10 ms click at 0.5 s
+    path = tmp_path / f"a.{suffix}"
+    soundfile.write(path, x, rate, format=fmt, subtype=subtype)
+    for source in (path, path.read_bytes()):
+        y = load_audio(source).numpy()
+        assert len(y) == pytest.approx(24000, abs=1)
+        click = int(np.argmax(np.abs(y)))
+        assert abs(click - 12000) < 24000 * 0.012  # within the click's 10 ms (and codec smear)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "subtype", "suffix", "message"),
+    [
+        ("WAV", "PCM_16", "wav", "truncated audio: its header announces 16000 samples but"),
+        ("MP3", "MPEG_LAYER_III", "mp3", "truncated audio: its header announces 16000 samples"),
+        ("FLAC", "PCM_16", "flac", "cannot decode audio"),
+    ],
+)
+def test_a_cut_file_is_an_error_not_half_the_audio(tmp_path, fmt, subtype, suffix, message):
+    path = tmp_path / f"a.{suffix}"
+    soundfile.write(path, 0.3 * tone(440, 1.0, 16000), 16000, format=fmt, subtype=subtype)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    for source in (path, path.read_bytes()):
+        with pytest.raises(DSMLabError, match=message):
+            load_audio(source)
+
+
+def test_a_streamed_wav_without_sizes_is_read_whole():
+    """A WAV written to a pipe leaves its sizes 0xFFFFFFFF: that announces nothing."""
+    buf = io.BytesIO()
+    soundfile.write(buf, 0.3 * tone(440, 1.0, 16000), 16000, format="WAV", subtype="PCM_16")
+    data = bytearray(buf.getvalue())
+    assert data[36:40] == b"data"
+    data[40:44] = b"\xff\xff\xff\xff"  # the data chunk's size
+    assert len(load_audio(bytes(data))) == 24000

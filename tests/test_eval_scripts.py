@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from eval import latency, metrics, runner, sweep, timestamps
+from eval import latency, metrics, sweep, timestamps
+from eval.records import read_records
 
 SAMPLES = ["--max-samples", "3", "--batch-size", "3"]
 
@@ -24,7 +25,7 @@ def timestamps_run(tmp_path_factory):
 
 def test_timestamps_reports_the_errors_of_its_matched_words(timestamps_run):
     summary = results(timestamps_run)["metrics"]
-    records = runner.read_records(timestamps_run)
+    records = read_records(timestamps_run)
     recomputed = metrics.timestamp_metrics(records, metrics.normalizer("en"), collar_s=0.2)
     assert {k: summary[k] for k in recomputed} == recomputed
     matches = [m for r in records for m in r["matches"]]
@@ -45,7 +46,7 @@ def latency_run(tmp_path_factory):
 
 def test_latency_words_arrive_about_one_delay_after_they_are_spoken(latency_run):
     summary = results(latency_run)["metrics"]
-    records = runner.read_records(latency_run)
+    records = read_records(latency_run)
     lags = [m["latency"] for r in records for m in r["matches"]]
     assert summary["latency_words"] == len(lags) > 0
     assert summary["word_latency_max_s"] == pytest.approx(max(lags))

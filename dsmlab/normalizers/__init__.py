@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..errors import DSMLabError
+from ..errors import UsageError
 
 NORMALIZERS = ("whisper", "oalb", "none")
 
@@ -42,4 +42,4 @@ def get_normalizer(name: str = "whisper", language: str = "en") -> Callable[[str
         return oalb_normalizer(language)
     if name == "none":
         return collapse_whitespace
-    raise DSMLabError(f"unknown normalizer {name!r}: choose one of {', '.join(NORMALIZERS)}")
+    raise UsageError(f"unknown normalizer {name!r}: choose one of {', '.join(NORMALIZERS)}")

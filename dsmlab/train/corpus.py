@@ -24,7 +24,8 @@ import numpy as np
 import soundfile
 import torch
 
-from ..errors import DSMLabError, run_cli
+from ..cli import ArgumentParser, run_cli
+from ..errors import DSMLabError
 
 STORE_RATE = 16_000
 ESPEAK_RATE = 22_050
@@ -255,7 +256,7 @@ def generate(out: Path, sizes: dict[str, int], seed: int = 0) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m dsmlab.train.corpus",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -267,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     sizes = {"train": args.train, "validation": args.validation, "test": args.test}
-    return run_cli(lambda: print(generate(args.out, sizes, args.seed)) or 0)
+    return run_cli(lambda: print(generate(args.out, sizes, args.seed)) or 0, debug=args.debug)
 
 
 if __name__ == "__main__":

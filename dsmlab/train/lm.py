@@ -29,7 +29,7 @@ from moshi.utils.compile import no_compile
 from ..architectures import ARCHITECTURES, sentencepiece_model
 from ..audio import FRAME_RATE, FRAME_SIZE, SAMPLE_RATE
 from ..checkpoint import lm_kwargs, write_checkpoint
-from ..errors import run_cli
+from ..cli import ArgumentParser, run_cli
 from ..model import DSMModel
 from ..normalizers import get_normalizer
 from ..scoring import error_rates
@@ -305,7 +305,7 @@ def validation_wer(model: DSMModel, items: list[tuple[str, torch.Tensor]]) -> fl
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m dsmlab.train.lm",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -346,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
         print(train(args.corpus, args.out, args.delay_frames, args.audio_tokenizer, **options))
         return 0
 
-    return run_cli(body)
+    return run_cli(body, debug=args.debug)
 
 
 if __name__ == "__main__":

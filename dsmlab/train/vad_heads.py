@@ -25,7 +25,8 @@ from moshi.utils.compile import no_compile
 
 from ..audio import FRAME_RATE, SAMPLE_RATE
 from ..checkpoint import write_checkpoint
-from ..errors import DSMLabError, run_cli
+from ..cli import ArgumentParser, run_cli
+from ..errors import DSMLabError
 from ..loading import load
 from ..model import DSMModel
 from ..transcribe import transcribe_batch
@@ -144,7 +145,7 @@ def add_vad_heads(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m dsmlab.train.vad_heads",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -163,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(report, indent=2))
         return 0
 
-    return run_cli(body)
+    return run_cli(body, debug=args.debug)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,73 @@
+"""The command-line surface every eval script shares: options, their checks, their defaults.
+
+Every option is checked when it is parsed (a bad value is one `error:` line and exit status 2,
+before a model is loaded), and every option that changes a record is part of the run's
+identity (`record_options`), so a run directory never mixes two settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import dsmlab
+from dsmlab import cli
+
+from .data import DEFAULT_DATASET
+
+
+def parser(script: str, doc: str | None, several_models: bool = False) -> cli.ArgumentParser:
+    """The parser of `python -m eval.<script>` with the shared options."""
+    p = cli.ArgumentParser(prog=f"python -m eval.{script}", description=doc)
+    if several_models:
+        p.add_argument(
+            "--model",
+            action="append",
+            help="a model to evaluate; repeat for several (default: every bundled model)",
+        )
+    else:
+        p.add_argument(
+            "--model",
+            help="short name, HF repo id or checkpoint dir (default: the bundled model with "
+            "the longest delay)",
+        )
+    p.add_argument(
+        "--dataset",
+        default=DEFAULT_DATASET,
+        help="alias, HF dataset id or local path (default: 'synth', the bundled test split)",
+    )
+    p.add_argument("--config", help="dataset config (name)")
+    p.add_argument("--split", help="dataset split (default: the alias's, else test)")
+    p.add_argument("--text-column", help="transcript column (default: found by name)")
+    p.add_argument("--max-samples", type=cli.positive_int, help="only the first N rows")
+    p.add_argument("--streaming", action="store_true", help="read the dataset as it goes")
+    p.add_argument("--revision", help="dataset revision (hub datasets)")
+    p.add_argument("--language", default="en", help="en: English normalizer rules; else basic")
+    p.add_argument("--batch-size", type=cli.positive_int, default=8, help="streams run together")
+    p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
+    p.add_argument(
+        "--out", type=Path, help="run directory, resumable (default: runs/<script>-<model>)"
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="delete what an earlier run wrote into --out before starting",
+    )
+    return p
+
+
+def record_options(args: argparse.Namespace) -> dict:
+    """The options that change what a record holds: part of the run's identity."""
+    return {"language": args.language, "normalizer": "whisper"}
+
+
+def fill_defaults(args: argparse.Namespace, script: str, several: bool = False) -> None:
+    """--model and --out when not given: the offline default."""
+    if not args.model:
+        bundled = list(dsmlab.bundled_models())
+        if not bundled:
+            raise dsmlab.DSMLabError("no bundled models are installed: pass --model")
+        args.model = bundled if several else bundled[-1]
+    if args.out is None:
+        name = script if several else f"{script}-{Path(str(args.model)).name}"
+        args.out = Path("runs") / name
