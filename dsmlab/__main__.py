@@ -1,4 +1,5 @@
-"""Command line: `python -m dsmlab transcribe FILE... --model M`, `models`, `random-checkpoint`."""
+"""Command line: `python -m dsmlab transcribe FILE... --model M`, `models`, `migrate`,
+`random-checkpoint`."""
 
 from __future__ import annotations
 
@@ -29,6 +30,11 @@ def main(argv: list[str] | None = None) -> int:
 
     commands.add_parser("models", help="list the short model names")
 
+    m = commands.add_parser(
+        "migrate", help="rewrite checkpoint folders in the current layout (moshi loads them)"
+    )
+    m.add_argument("folders", nargs="+", help="checkpoint folders, rewritten in place")
+
     r = commands.add_parser("random-checkpoint", help="write a random-weight checkpoint")
     r.add_argument("arch", help="tiny, stt-1b-en_fr or stt-2.6b-en")
     r.add_argument("out", help="directory to write (HF layout)")
@@ -39,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = {
         "transcribe": _transcribe,
         "models": _models,
+        "migrate": _migrate,
         "random-checkpoint": _random_checkpoint,
     }
     return run_cli(lambda: commands[args.command](args), debug=args.debug)
@@ -91,6 +98,15 @@ def _models(args: argparse.Namespace) -> int:
         print(f"{name:24s} bundled, delay {delay['audio_delay_seconds']:.2f} s  {directory}")
     for name, repo in KNOWN_MODELS.items():
         print(f"{name:24s} hf://{repo}")
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from .migrate import migrate
+
+    for folder in args.folders:
+        changes = migrate(folder)
+        print(f"{folder}: " + ("; ".join(changes) if changes else "already in the current layout"))
     return 0
 
 

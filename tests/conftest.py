@@ -4,6 +4,7 @@ import os
 # eager mode keeps the suite fast and both sides of every comparison run the same code.
 os.environ.setdefault("NO_TORCH_COMPILE", "1")
 
+import huggingface_hub  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
@@ -37,3 +38,16 @@ def make_audio(seconds: float, seed: int) -> torch.Tensor:
     n = int(seconds * 24000)
     envelope = torch.rand(n // 1920 + 1, generator=g).repeat_interleave(1920)[:n]
     return 0.3 * envelope * torch.randn(n, generator=g)
+
+
+@pytest.fixture
+def hub_offline(monkeypatch, tmp_path):
+    """HF_HUB_OFFLINE=1 with an empty HF cache in tmp_path/hub. huggingface_hub picks its offline
+    adapter when a session is made, so sessions made earlier (by datasets) are dropped."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
+    huggingface_hub.utils.reset_sessions()
+    yield tmp_path / "hub"
+    huggingface_hub.utils.reset_sessions()

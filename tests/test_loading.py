@@ -1,7 +1,6 @@
 import json
 import shutil
 
-import huggingface_hub
 import pytest
 import torch
 
@@ -53,18 +52,6 @@ def test_specs_resolve_to_hub_repos_or_directories(tiny_dir):
     for bad in ["nonsense", "./missing/dir", "a/b/c"]:
         with pytest.raises(DSMLabError, match="unknown model"):
             resolve(bad)
-
-
-@pytest.fixture
-def hub_offline(monkeypatch, tmp_path):
-    """HF_HUB_OFFLINE=1 with an empty cache. huggingface_hub picks its offline adapter when a
-    session is made, so sessions made earlier (by datasets, in other tests) are dropped."""
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
-    monkeypatch.setenv("HF_HOME", str(tmp_path))
-    huggingface_hub.utils.reset_sessions()
-    yield
-    huggingface_hub.utils.reset_sessions()
 
 
 def test_unreachable_hub_names_model_file_and_way_out(hub_offline):
