@@ -20,7 +20,14 @@ from .scheduler import ENCODE_AHEAD, StreamResult, run_streams
 from .scoring import error_rates, utterance_wer
 from .stepper import FlushResult, StepOutput, Stepper, flush_frames
 from .timing import END_OF_PADDING_ID, PADDING_ID, Word, words_from_tokens
-from .transcribe import Transcript, iter_transcripts, pad_for_model, transcribe, transcribe_batch
+from .transcribe import (
+    Transcript,
+    iter_transcripts,
+    pad_for_model,
+    padded_frames,
+    transcribe,
+    transcribe_batch,
+)
 from .vad import EndOfTurnDetector, end_of_turn_frames
 
 __all__ = [
@@ -58,6 +65,7 @@ __all__ = [
     "load_audio",
     "model_identity",
     "pad_for_model",
+    "padded_frames",
     "run_cli",
     "run_streams",
     "save_random",

@@ -1,7 +1,10 @@
-"""Word and character error rates (jiwer): the one implementation training and evaluation share.
+"""Word and character error rates: the one implementation training and evaluation share.
 
-Inputs are normalized texts (see `dsmlab.normalizers`); an empty hypothesis is fine, an empty
-reference is not scored by callers (its WER is undefined).
+Inputs are normalized texts (see `dsmlab.normalizers`); callers do not score an utterance whose
+normalized reference is empty (its WER is undefined). Two alignments:
+- Levenshtein over words (jiwer), the default;
+- `merge_compounds`: the Open ASR Leaderboard's scorer (kaldialign), where a compound split on
+  one side and joined on the other ("white paper" / "whitepaper") is no error.
 """
 
 from __future__ import annotations
@@ -9,26 +12,53 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import jiwer
+import kaldialign
 import numpy as np
 
 
-def utterance_wer(reference: str, hypothesis: str) -> float:
+def utterance_wer(reference: str, hypothesis: str, merge_compounds: bool = False) -> float:
     """(S + D + I) / reference words of one utterance."""
+    if merge_compounds:
+        counts = kaldialign.edit_distance(
+            reference.split(), hypothesis.split(), merge_compounds=True
+        )
+        return counts["total"] / counts["ref_len"]
     return jiwer.process_words(reference, hypothesis).wer
 
 
-def error_rates(references: Sequence[str], hypotheses: Sequence[str]) -> dict:
-    """Corpus WER (all errors over all reference words), the mean of per-utterance WERs (what
-    Kyutai's evaluation script calls `wer`), corpus CER and the error counts."""
-    words = jiwer.process_words(list(references), list(hypotheses))
-    per_utterance = [utterance_wer(r, h) for r, h in zip(references, hypotheses, strict=True)]
+def error_rates(
+    references: Sequence[str], hypotheses: Sequence[str], merge_compounds: bool = False
+) -> dict:
+    """Corpus and mean per-utterance WER and CER, and the word error counts.
+
+    - corpus_wer: all word errors over all reference words (the leaderboard's WER);
+    - mean_utterance_wer: the mean of per-utterance WERs (what Kyutai's evaluation script
+      reports as `wer`); likewise corpus_cer and mean_utterance_cer over characters.
+    """
+    references, hypotheses = list(references), list(hypotheses)
+    if merge_compounds:
+        counts = kaldialign.batch_error_rate(
+            [r.split() for r in references],
+            [h.split() for h in hypotheses],
+            merge_compounds=True,
+        )
+        errors = {"substitutions": counts["sub"], "deletions": counts["del"]}
+        errors |= {"insertions": counts["ins"], "reference_words": counts["ref_len"]}
+        corpus_wer = counts["err_rate"]
+    else:
+        words = jiwer.process_words(references, hypotheses)
+        errors = {"substitutions": words.substitutions, "deletions": words.deletions}
+        errors |= {"insertions": words.insertions}
+        errors["reference_words"] = words.hits + words.substitutions + words.deletions
+        corpus_wer = words.wer
+    pairs = list(zip(references, hypotheses, strict=True))
     return {
-        "wer": words.wer,
-        "mean_utterance_wer": float(np.mean(per_utterance)),
-        "cer": jiwer.process_characters(list(references), list(hypotheses)).cer,
-        "substitutions": words.substitutions,
-        "deletions": words.deletions,
-        "insertions": words.insertions,
-        "hits": words.hits,
-        "reference_words": words.hits + words.substitutions + words.deletions,
+        "corpus_wer": corpus_wer,
+        "mean_utterance_wer": float(
+            np.mean([utterance_wer(r, h, merge_compounds) for r, h in pairs])
+        ),
+        "corpus_cer": jiwer.process_characters(references, hypotheses).cer,
+        "mean_utterance_cer": float(np.mean([jiwer.cer(r, h) for r, h in pairs])),
+        **errors,
+        "hits": errors["reference_words"] - errors["substitutions"] - errors["deletions"],
     }

@@ -6,7 +6,7 @@ print(dsmlab.transcribe(model, "speech.wav").text)
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Iterator, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,14 +58,27 @@ class Transcript:
         }
 
 
-def pad_for_model(pcm: torch.Tensor, model: DSMModel, right_margin_s: float = RIGHT_MARGIN_S):
-    """Silence prefix on the left, delay + margin on the right, then up to a whole frame."""
+def pad_for_model(
+    pcm: torch.Tensor,
+    model: DSMModel,
+    right_margin_s: float = RIGHT_MARGIN_S,
+    min_frames: int = 0,
+) -> torch.Tensor:
+    """Silence prefix on the left, delay + margin on the right, then up to a whole frame (and
+    up to `min_frames` frames: a static batch pads each stream to its longest)."""
     sr = model.sample_rate
     left = round(model.prefix_s * sr)
     right = round((model.delay_s + right_margin_s) * sr)
-    total = left + pcm.numel() + right
-    right += -total % model.frame_size
+    right += -(left + pcm.numel() + right) % model.frame_size
+    right += max(0, min_frames * model.frame_size - (left + pcm.numel() + right))
     return torch.nn.functional.pad(pcm, (left, right))
+
+
+def padded_frames(samples: int, model: DSMModel, right_margin_s: float = RIGHT_MARGIN_S) -> int:
+    """Frames `pad_for_model` gives audio of `samples` samples."""
+    total = round(model.prefix_s * model.sample_rate) + samples
+    total += round((model.delay_s + right_margin_s) * model.sample_rate)
+    return -(-total // model.frame_size)
 
 
 def transcribe(
@@ -117,14 +130,17 @@ def iter_transcripts(
     items: Iterable[tuple[Hashable, torch.Tensor]],
     batch_size: int,
     right_margin_s: float = RIGHT_MARGIN_S,
+    min_frames: Mapping[Hashable, int] | None = None,
 ) -> Iterator[tuple[Hashable, Transcript]]:
-    """(key, 24 kHz mono pcm) in, (key, Transcript) out as each finishes (not in input order)."""
+    """(key, 24 kHz mono pcm) in, (key, Transcript) out as each finishes (not in input order).
+    `min_frames[key]` pads a stream beyond its own padding (its tokens there are kept)."""
     durations: dict[Hashable, float] = {}
 
     def padded() -> Iterator[tuple[Hashable, torch.Tensor]]:
         for key, pcm in items:
             durations[key] = pcm.numel() / model.sample_rate
-            yield key, pad_for_model(pcm, model, right_margin_s)
+            least = min_frames.get(key, 0) if min_frames is not None else 0
+            yield key, pad_for_model(pcm, model, right_margin_s, least)
 
     with Stepper(model, batch_size) as stepper:
         for result in run_streams(stepper, padded()):

@@ -58,6 +58,7 @@ class Utterance:
     words: list[dict] | None = None  # reference words with start/end, when the data has them
     speaker: str | None = None
     error: str | None = None
+    path: str | None = None  # the audio file, when the row names one
 
 
 @dataclass
@@ -102,6 +103,8 @@ class EvalData:
         except DSMLabError as e:
             utt.error = str(e)
             return utt
+        if isinstance(row.get("audio"), dict) and isinstance(row["audio"].get("path"), str):
+            utt.path = row["audio"]["path"]
         try:
             utt.audio = decode_audio(row["audio"], f"row {utt.id}").numpy()
         except DSMLabError as e:

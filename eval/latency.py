@@ -54,7 +54,7 @@ def latency_summary(result: runner.Run, flush_samples: int, batch_size: int):
     flushes = measure_flush(result.model, result.data, result.records, flush_samples)
     step_s = measure_step(result.model, batch_size)
     summary = (
-        metrics.wer_metrics(result.records)
+        metrics.wer_metrics(result.records, options.scoring(result.args)[1])
         | metrics.latency_metrics(result.records)
         | metrics.flush_metrics(flushes, step_s, batch_size)
     )

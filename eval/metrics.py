@@ -16,11 +16,6 @@ import dsmlab
 TOLERANCES_S = (0.04, 0.08, 0.2)
 
 
-def normalizer(language: str = "en") -> Callable[[str], str]:
-    """Whisper's normalizer (what Kyutai's evaluation script uses) for `language`."""
-    return dsmlab.get_normalizer("whisper", language)
-
-
 def word_tokens(words: Sequence[dict], normalize: Callable[[str], str]) -> list[dict]:
     """Timed words -> normalized tokens; a word that normalizes to several keeps its times."""
     tokens = []
@@ -60,8 +55,9 @@ def match_words(
     return matches
 
 
-def wer_metrics(records: Sequence[dict]) -> dict:
-    """Corpus WER and CER, mean per-utterance WER, and the error counts, on normalized text."""
+def wer_metrics(records: Sequence[dict], merge_compounds: bool = False) -> dict:
+    """Corpus and mean per-utterance WER and CER, and the error counts, on normalized text
+    (see `dsmlab.error_rates`); failed and skipped rows are counted, not scored."""
     scored = [r for r in records if r["status"] == "ok"]
     summary = {
         "utterances": len(scored),
@@ -72,7 +68,7 @@ def wer_metrics(records: Sequence[dict]) -> dict:
     if not scored:
         return summary
     return summary | dsmlab.error_rates(
-        [r["ref_norm"] for r in scored], [r["hyp_norm"] for r in scored]
+        [r["ref_norm"] for r in scored], [r["hyp_norm"] for r in scored], merge_compounds
     )
 
 

@@ -8,12 +8,16 @@ identity (`record_options`), so a run directory never mixes two settings.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
 import dsmlab
 from dsmlab import cli
 
+from . import protocols
 from .data import DEFAULT_DATASET
+
+DSMLAB_BATCH = 8  # the dsmlab protocol's default batch size
 
 
 def parser(script: str, doc: str | None, several_models: bool = False) -> cli.ArgumentParser:
@@ -42,8 +46,24 @@ def parser(script: str, doc: str | None, several_models: bool = False) -> cli.Ar
     p.add_argument("--max-samples", type=cli.positive_int, help="only the first N rows")
     p.add_argument("--streaming", action="store_true", help="read the dataset as it goes")
     p.add_argument("--revision", help="dataset revision (hub datasets)")
+    p.add_argument(
+        "--protocol",
+        choices=list(protocols.PROTOCOLS),
+        default="dsmlab",
+        help="whose padding, batching, scoring and speed conventions (default: dsmlab; kyutai: "
+        "Kyutai's evaluation script; oalb: the Open ASR Leaderboard)",
+    )
+    p.add_argument(
+        "--normalizer",
+        choices=list(dsmlab.NORMALIZERS),
+        help="text normalizer for scoring (default: the protocol's: whisper, or oalb)",
+    )
     p.add_argument("--language", default="en", help="en: English normalizer rules; else basic")
-    p.add_argument("--batch-size", type=cli.positive_int, default=8, help="streams run together")
+    p.add_argument(
+        "--batch-size",
+        type=cli.positive_int,
+        help="streams run together (default: the protocol's: 8, kyutai 32, oalb 64)",
+    )
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
     p.add_argument(
         "--out", type=Path, help="run directory, resumable (default: runs/<script>-<model>)"
@@ -57,12 +77,28 @@ def parser(script: str, doc: str | None, several_models: bool = False) -> cli.Ar
 
 
 def record_options(args: argparse.Namespace) -> dict:
-    """The options that change what a record holds: part of the run's identity."""
-    return {"language": args.language, "normalizer": "whisper"}
+    """The options that change what a record holds: part of the run's identity. The batch size
+    changes records only under a static protocol (each batch is padded to its longest)."""
+    protocol = protocols.get(args.protocol)
+    found = {"language": args.language, "normalizer": args.normalizer, "protocol": protocol.name}
+    if protocol.static_batch:
+        found["batch_size"] = args.batch_size
+    return found
+
+
+def scoring(args: argparse.Namespace) -> tuple[Callable[[str], str], bool]:
+    """(the normalizer, whether split compounds merge): how a run scores text."""
+    return dsmlab.get_normalizer(args.normalizer, args.language), args.normalizer == "oalb"
 
 
 def fill_defaults(args: argparse.Namespace, script: str, several: bool = False) -> None:
-    """--model and --out when not given: the offline default."""
+    """--model and --out when not given: the offline default; the protocol's normalizer and
+    batch size when those are not given."""
+    protocol = protocols.get(getattr(args, "protocol", "dsmlab"))
+    if getattr(args, "normalizer", "") is None:
+        args.normalizer = protocol.normalizer
+    if getattr(args, "batch_size", 0) is None:
+        args.batch_size = protocol.static_batch or DSMLAB_BATCH
     if not args.model:
         bundled = list(dsmlab.bundled_models())
         if not bundled:

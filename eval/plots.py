@@ -70,7 +70,7 @@ def against_delay(rows: Sequence[dict], path: Path) -> Path:
     rows = sorted(rows, key=lambda r: r["delay_s"])
     delays = [r["delay_s"] for r in rows]
     panels = [
-        ("WER (%)", [("wer", "WER", 100)]),
+        ("WER (%)", [("corpus_wer", "corpus WER", 100)]),
         ("median |start error| (ms)", [("start_abs_median_s", "start", 1000)]),
         (
             "latency (s)",

@@ -93,11 +93,19 @@ def _rows(run: dict) -> list[tuple[str, str]]:
         ("delay (s)", r["model"]["delay_s"]),
         ("dataset", f"{r['data']['dataset']} / {r['data']['config']} / {r['data']['split']}"),
     ]
+    definitions = r.get("definitions") or {}
+    if definitions:
+        protocol = definitions["protocol"]
+        rows += [
+            ("protocol", f"{protocol['name']}: {protocol['batching']}; {protocol['trailing']}"),
+            ("normalizer", f"{definitions['normalizer']} ({definitions['alignment']})"),
+        ]
     rows += [(k, v) for k, v in r["metrics"].items()]
     failures = r.get("failures") or {"count": 0, "first": []}
     rows += [("failed rows", failures["count"])]
     rows += [(f"failed: {f['id']}", f["error"]) for f in failures["first"]]
-    rows += [("RTFx", r["speed"]["rtfx"]), ("device", r["environment"]["device_name"])]
+    rows += [("RTFx", r["speed"]["rtfx"]), ("speed", r["speed"].get("definition"))]
+    rows += [("device", r["environment"]["device_name"])]
     return [(k, f"{v:.4f}" if isinstance(v, float) else str(v)) for k, v in rows]
 
 

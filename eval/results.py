@@ -15,16 +15,21 @@ import torch
 
 import dsmlab
 
+from . import protocols
+
 PACKAGES = ("dsmlab", "torch", "moshi", "datasets", "jiwer", "whisper-normalizer", "meeteval")
 FAILURES_SHOWN = 5  # failed rows listed by id and reason in results.json and reports
 
 
 def write_results(result, script: str, summary: dict, extra: dict | None = None) -> dict:
     """Write `results.json` of a finished `runner.Run` and return it."""
+    args = result.args
+    protocol = protocols.get(args.protocol)
     speeds = [json.loads(p.read_text()) for p in sorted(result.out.glob("speed.rank*.json"))]
     audio = sum(s["audio_s"] for s in speeds)
-    compute = max((s["compute_s"] for s in speeds), default=0.0)
-    command = ["python", "-m", f"eval.{script}", *result.argv]
+    included = ("compute_s", "data_s") if protocol.speed_includes_data else ("compute_s",)
+    compute = max((sum(s[k] for k in included) for s in speeds), default=0.0)
+    command = ["python", "-m", f"eval.{script}", *args.argv]
     failed = [r for r in result.records if r["status"] == "failed"]
     results = {
         "script": script,
@@ -33,6 +38,13 @@ def write_results(result, script: str, summary: dict, extra: dict | None = None)
         "cwd": os.getcwd(),
         "model": result.model.describe(),
         "data": result.data.describe(),
+        "definitions": {
+            "protocol": protocol.describe(args.batch_size),
+            "normalizer": args.normalizer,
+            "language": args.language,
+            "alignment": protocols.ALIGNMENT[args.normalizer],
+            **protocols.DEFINITIONS,
+        },
         "metrics": summary,
         "failures": {
             "count": len(failed),
@@ -44,12 +56,39 @@ def write_results(result, script: str, summary: dict, extra: dict | None = None)
             "compute_s_this_run": compute,
             "rtfx": audio / compute if compute > 0 and audio else None,
             "processes": len(speeds),
-            "warmup_excluded": True,
+            "definition": protocol.describe(args.batch_size)["speed"],
         },
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     } | (extra or {})
     write_json(result.out / "results.json", results)
     return results
+
+
+def write_manifest(result, rtfx: float | None) -> Path:
+    """The run's scored utterances as an Open ASR Leaderboard manifest (audio_filepath,
+    duration, time, text, pred_text; one JSON line each), named as the leaderboard names its
+    own, in `oalb/`: its `eval_utils.score_results(<run>/oalb)` scores it. `time` spreads this
+    invocation's compute over the utterances by duration (None when nothing was computed)."""
+    model = result.model.name.replace("/", "-")
+    data = result.data
+    dataset = "_".join(str(p).strip("/").replace("/", "-") for p in (data.name, data.config) if p)
+    path = result.out / "oalb" / f"MODEL_{model}_DATASET_{dataset}_{data.split}.jsonl"
+    path.parent.mkdir(exist_ok=True)
+    lines = [
+        {
+            "audio_filepath": r.get("audio_path") or r["id"],
+            "duration": r["audio_s"],
+            "time": r["audio_s"] / rtfx if rtfx else None,
+            "text": r["reference"],
+            "pred_text": r["hypothesis"],
+        }
+        for r in result.records
+        if r["status"] == "ok"
+    ]
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines))
+    tmp.replace(path)
+    return path
 
 
 def read_results(run_dir: Path) -> dict:

@@ -23,7 +23,7 @@ import dsmlab
 from .records import PATTERN, read_records
 
 RUN_FILE = "run.json"
-WRITTEN = (RUN_FILE, "results.json", PATTERN, "speed.rank*.json", "*.png", "manifest.jsonl")
+WRITTEN = (RUN_FILE, "results.json", PATTERN, "speed.rank*.json", "*.png", "oalb/*.jsonl")
 
 
 def prepare(out: Path) -> None:

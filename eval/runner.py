@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 import dsmlab
 
-from . import metrics, options, rundir
+from . import metrics, options, protocols, rundir
 from .data import EvalData, Utterance, load_eval_data
 from .records import DONE, RecordWriter, rank_file, read_records, write_records
 from .results import write_json
@@ -44,7 +44,7 @@ class Run:
     data: EvalData
     records: list[dict]
     out: Path
-    argv: list[str]  # the script's own arguments, for the command in results.json
+    args: argparse.Namespace  # the script's options, with its own arguments in args.argv
     is_main: bool  # rank 0 (or the only process): the one that writes summaries and plots
 
 
@@ -76,11 +76,12 @@ def run(args: argparse.Namespace, model_spec: str, out: Path) -> Iterator[Run]:
         if world > 1:
             dist.barrier()  # the other ranks start once rank 0 has claimed the directory
         done = {r["index"] for r in read_records(out, warn=rank == 0) if r["status"] in DONE}
-        normalize = metrics.normalizer(args.language)
-        warm_up(model, args.batch_size)
-        writer = RecordWriter(rank_file(out, rank, world))
-        with writer:
-            speed = _transcribe(model, data, writer, done, normalize, args.batch_size, rank)
+        protocol = protocols.get(args.protocol)
+        if protocol.warm_up:
+            warm_up(model, args.batch_size)
+        with RecordWriter(rank_file(out, rank, world)) as writer:
+            batching = Batching(args.batch_size, protocol)
+            speed = _transcribe(model, data, writer, done, options.scoring(args), batching, rank)
         write_json(out / f"speed.rank{rank}.json", speed)
         if world > 1:
             dist.barrier()
@@ -93,13 +94,34 @@ def run(args: argparse.Namespace, model_spec: str, out: Path) -> Iterator[Run]:
                 part.unlink()
         if world > 1:
             dist.barrier()
-        yield Run(model, data, records, out, list(args.argv), is_main=rank == 0)
+        yield Run(model, data, records, out, args, is_main=rank == 0)
+
+
+@dataclass(frozen=True)
+class Batching:
+    size: int
+    protocol: protocols.Protocol
+
+    @property
+    def window(self) -> int:
+        """Utterances gathered before they are fed: a static batch, or several batches' worth
+        sorted longest first (continuous batching then wastes little on padding)."""
+        return self.size if self.protocol.static_batch else SORT_WINDOW * self.size
 
 
 def _transcribe(
-    model, data: EvalData, writer: RecordWriter, done: set[int], normalize, batch: int, rank: int
+    model,
+    data: EvalData,
+    writer: RecordWriter,
+    done: set[int],
+    scoring: tuple,
+    batching: Batching,
+    rank: int,
 ) -> dict:
     """Stream the utterances not done yet through the scheduler; write a record for each."""
+    normalize, merge_compounds = scoring
+    margin = batching.protocol.trailing_margin_s
+    min_frames: dict[int, int] = {}  # a static batch pads each stream to its longest
     pending: dict[int, Utterance] = {}
     data_s = 0.0
     total = None if data.size is None else max(0, data.size - len(done))
@@ -122,14 +144,19 @@ def _transcribe(
             if row is not None and row.index not in done:
                 if row.error is not None:
                     write(base_record(row, "failed", error=row.error))
-                elif row.text.strip() in SKIP_REFERENCES or normalize(row.text).strip() == "":
+                elif row.text.strip() in SKIP_REFERENCES or not normalize(row.text).strip():
                     write(base_record(row, "skipped", error="empty reference"))
                 else:
                     window.append(row)
-            flush_window = row is None or len(window) >= SORT_WINDOW * batch
+            flush_window = row is None or len(window) >= batching.window
             data_s += time.perf_counter() - start
-            if flush_window:
-                for utt in sorted(window, key=lambda u: -len(u.audio)):
+            if flush_window and window:
+                if batching.protocol.static_batch:
+                    longest = max(dsmlab.padded_frames(len(u.audio), model, margin) for u in window)
+                    min_frames.update((u.index, longest) for u in window)
+                else:
+                    window.sort(key=lambda u: -len(u.audio))
+                for utt in window:
                     pending[utt.index] = utt
                     yield utt.index, torch.from_numpy(utt.audio)
                 window = []
@@ -137,20 +164,17 @@ def _transcribe(
                 return
 
     start = time.perf_counter()
-    for index, transcript in dsmlab.iter_transcripts(model, feed(), batch):
+    transcripts = dsmlab.iter_transcripts(model, feed(), batching.size, margin, min_frames)
+    for index, transcript in transcripts:
         utt = pending.pop(index)
-        write(utterance_record(utt, transcript, normalize))
+        min_frames.pop(index, None)
+        write(utterance_record(utt, transcript, normalize, merge_compounds))
         audio_s += transcript.audio_s
         elapsed = time.perf_counter() - start - data_s
         bar.set_postfix(audio_h=f"{audio_s / 3600:.3f}", rtfx=f"{audio_s / elapsed:.1f}")
     compute_s = time.perf_counter() - start - data_s
     bar.close()
-    return {
-        "audio_s": audio_s,
-        "compute_s": compute_s,
-        "data_s": data_s,
-        "rtfx": audio_s / compute_s if audio_s else None,
-    }
+    return {"audio_s": audio_s, "compute_s": compute_s, "data_s": data_s}
 
 
 def base_record(utt: Utterance, status: str, error: str | None = None) -> dict:
@@ -161,11 +185,14 @@ def base_record(utt: Utterance, status: str, error: str | None = None) -> dict:
         "error": error,
         "reference": utt.text,
         "speaker": utt.speaker,
+        "audio_path": utt.path,
         "audio_s": None if utt.audio is None else len(utt.audio) / dsmlab.SAMPLE_RATE,
     }
 
 
-def utterance_record(utt: Utterance, transcript: dsmlab.Transcript, normalize) -> dict:
+def utterance_record(
+    utt: Utterance, transcript: dsmlab.Transcript, normalize, merge_compounds: bool = False
+) -> dict:
     """Everything later metrics need about one transcribed utterance."""
     words = [w.to_dict() for w in transcript.words]
     record = base_record(utt, "ok") | {
@@ -177,7 +204,7 @@ def utterance_record(utt: Utterance, transcript: dsmlab.Transcript, normalize) -
         "ref_words": utt.words,
         "finalization_s": metrics.finalization_s(words, transcript.audio_s),
     }
-    record["wer"] = dsmlab.utterance_wer(record["ref_norm"], record["hyp_norm"])
+    record["wer"] = dsmlab.utterance_wer(record["ref_norm"], record["hyp_norm"], merge_compounds)
     record["matches"] = metrics.match_words(utt.words, words, normalize) if utt.words else []
     return record
 

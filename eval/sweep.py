@@ -21,8 +21,9 @@ from .results import write_json, write_results
 COLUMNS = [
     "model",
     "delay_s",
-    "wer",
-    "cer",
+    "corpus_wer",
+    "mean_utterance_wer",
+    "corpus_cer",
     "start_abs_median_s",
     "end_abs_median_s",
     "start_within_80ms",
@@ -53,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
                 summary, extra = latency_summary(result, args.flush_samples, args.batch_size)
                 if any(r.get("ref_words") for r in result.records if r["status"] == "ok"):
                     summary |= metrics.timestamp_metrics(
-                        result.records, metrics.normalizer(args.language), args.collar
+                        result.records, options.scoring(args)[0], args.collar
                     )
                 results = write_results(result, "sweep", summary, extra)
             rows.append(

@@ -32,10 +32,10 @@ def main(argv: list[str] | None = None) -> int:
                     f"{result.data.name} has no reference word times: timestamps need a "
                     "'words' column of {word, start, end}"
                 )
-            normalize = metrics.normalizer(args.language)
-            summary = metrics.wer_metrics(result.records) | metrics.timestamp_metrics(
-                result.records, normalize, args.collar
-            )
+            normalize, merge_compounds = options.scoring(args)
+            summary = metrics.wer_metrics(
+                result.records, merge_compounds
+            ) | metrics.timestamp_metrics(result.records, normalize, args.collar)
             write_results(result, "timestamps", summary)
             plots.timestamp_errors(result.records, args.out / "timestamp_errors.png")
         print_table(
@@ -47,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     return runner.main_guard(body, args)
 
 
-_WER_DETAIL = {"substitutions", "deletions", "insertions", "hits", "cer", "mean_utterance_wer"}
+_WER_DETAIL = {"substitutions", "deletions", "insertions", "hits", "corpus_cer"}
+_WER_DETAIL |= {"mean_utterance_wer", "mean_utterance_cer"}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,11 +1,12 @@
-"""python -m eval.wer --model M --dataset D --out DIR: corpus WER, CER, error counts, RTFx."""
+"""python -m eval.wer --model M --dataset D --out DIR: WER (corpus and mean per utterance), CER,
+error counts, RTFx; also an Open ASR Leaderboard manifest of the run (oalb/*.jsonl)."""
 
 from __future__ import annotations
 
 import sys
 
 from . import metrics, options, plots, runner
-from .results import print_table, write_results
+from .results import print_table, write_manifest, write_results
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -16,11 +17,13 @@ def main(argv: list[str] | None = None) -> int:
         with runner.run(args, args.model, args.out) as result:
             if not result.is_main:
                 return 0
-            summary = metrics.wer_metrics(result.records)
+            summary = metrics.wer_metrics(result.records, options.scoring(args)[1])
             results = write_results(result, "wer", summary)
+            write_manifest(result, results["speed"]["rtfx"])
             plots.wer_histogram(result.records, args.out / "wer_histogram.png")
         print_table(
-            f"{result.model.name} on {result.data.name}",
+            f"{result.model.name} on {result.data.name} "
+            f"(protocol {args.protocol}, normalizer {args.normalizer})",
             summary | {"rtfx": results["speed"]["rtfx"]},
         )
         return 0

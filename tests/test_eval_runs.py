@@ -9,7 +9,7 @@ import pytest
 from evaldata import jsonl_with_files, rows, save_to_disk
 
 import dsmlab
-from eval import metrics, report, runner, wer
+from eval import report, runner, wer
 from eval.data import load_eval_data
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,7 +52,7 @@ def test_wer_run_writes_records_results_and_plot(tiny_novad_dir, tmp_path, capsy
     failed = [r for r in records if r["status"] == "failed"]
     assert [r["id"] for r in failed] == ["utt3"] and "row utt3: cannot decode" in failed[0]["error"]
     ok = [r for r in records if r["status"] == "ok"]
-    normalize = metrics.normalizer("en")
+    normalize = dsmlab.get_normalizer("whisper", "en")
     words = [w for r in ok for w in r["words"]]
     assert words, "the random model must emit some words"
     for r in ok:
@@ -63,8 +63,8 @@ def test_wer_run_writes_records_results_and_plot(tiny_novad_dir, tmp_path, capsy
     assert all(set(w) == {"word", "start", "end", "emitted"} for w in words)
     results = json.loads((out / "results.json").read_text())
     assert results["metrics"]["utterances"] == 5 and results["metrics"]["failed"] == 1
-    assert results["metrics"]["wer"] == pytest.approx(
-        dsmlab.error_rates([r["ref_norm"] for r in ok], [r["hyp_norm"] for r in ok])["wer"]
+    assert results["metrics"]["corpus_wer"] == pytest.approx(
+        dsmlab.error_rates([r["ref_norm"] for r in ok], [r["hyp_norm"] for r in ok])["corpus_wer"]
     )
     assert results["model"]["delay_s"] == 0.24
     assert results["data"]["split"] == "test"
@@ -74,7 +74,7 @@ def test_wer_run_writes_records_results_and_plot(tiny_novad_dir, tmp_path, capsy
     assert speed["rtfx"] == pytest.approx(speed["audio_s_this_run"] / speed["compute_s_this_run"])
     assert (out / "wer_histogram.png").stat().st_size > 1000
     printed = capsys.readouterr().out
-    assert f"{'wer':32s} {results['metrics']['wer']:.4f}" in printed
+    assert f"{'corpus_wer':32s} {results['metrics']['corpus_wer']:.4f}" in printed
 
 
 def test_resume_after_a_killed_run_gives_the_same_results(tiny_novad_dir, tmp_path, monkeypatch):
