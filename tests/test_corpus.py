@@ -1,17 +1,29 @@
+"""The synthetic corpus: whole sentences with word times that match the audio, voices and
+sentences kept apart by split, and the same corpus from the same seed."""
+
+import ast
 import io
 
 import numpy as np
 import pytest
 import soundfile
 
-from dsmlab.train.corpus import TEST_VOICE, TRAIN_VOICES, generate, vocabulary
+from dsmlab.train import speech
+from dsmlab.train.corpus import HELD_OUT_ACCENTS, HELD_OUT_VARIANTS, TRAIN_FLITE, generate
+from dsmlab.train.sentences import vocabulary
+
+SIZES = {"train": 8, "validation": 2, "test": 4, "unseen-flite": 2, "festival": 2}
+pytestmark = pytest.mark.skipif(
+    not all(speech.available(s) for s in speech.SYNTHESIZERS),
+    reason="needs espeak-ng, flite and festival (apt-get install espeak-ng flite festival)",
+)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     import datasets
 
-    out = generate(tmp_path_factory.mktemp("synth") / "c", {"train": 6, "test": 4}, seed=3)
+    out = generate(tmp_path_factory.mktemp("corpus") / "c", SIZES, seed=3, workers=2)
     return datasets.load_from_disk(str(out))
 
 
@@ -24,33 +36,46 @@ def test_vocabulary_has_at_least_200_words():
 
 
 def test_word_times_match_the_audio(corpus):
-    for row in [*corpus["train"], *corpus["test"]]:
-        x, rate = audio(row)
-        words = row["words"]
-        assert [w["word"] for w in words] == row["text"].rstrip(".").lower().split()
-        assert all(a["end"] < b["start"] for a, b in zip(words, words[1:], strict=False))
-        loud = 0.02 * np.abs(x).max()
-        for w in words:  # inside a word: speech near both edges
-            inside = np.abs(x[int(w["start"] * rate) : int(w["end"] * rate)])
-            edge = max(1, int(0.03 * rate))
-            assert inside[:edge].max() > loud * 0.5 and inside[-edge:].max() > loud * 0.5
-        if row["snr_db"] is None:  # between words and before the first: silence
-            gaps = [(0.0, words[0]["start"])] + [
-                (a["end"], b["start"]) for a, b in zip(words, words[1:], strict=False)
-            ]
-            for start, end in gaps:
-                margin = 0.005  # resampling smears edges by a few samples
-                gap = x[int((start + margin) * rate) : int((end - margin) * rate)]
-                assert np.abs(gap).max(initial=0.0) < 0.01 * np.abs(x).max()
+    for split in corpus:
+        for row in corpus[split]:
+            x, rate = audio(row)
+            words = row["words"]
+            assert [w["word"] for w in words] == row["text"].rstrip(".").lower().split()
+            assert all(a["end"] <= b["start"] for a, b in zip(words, words[1:], strict=False))
+            assert 0.05 <= words[0]["start"] and words[-1]["end"] <= len(x) / rate - 0.09
+            level = np.abs(x).max()
+            for w in words:  # every word sounds
+                inside = np.abs(x[int(w["start"] * rate) : int(w["end"] * rate)])
+                assert inside.max() > 0.1 * level, (split, row["id"], w)
+            clean = ast.literal_eval(row["augmentation"])["noise_snr_db"] is None
+            if clean:  # before the first word, only what a room adds
+                before = x[: int((words[0]["start"] - 0.02) * rate)]
+                assert np.abs(before).max(initial=0.0) < 0.1 * level, (split, row["id"])
 
 
 def test_splits_keep_voices_and_sentences_apart(corpus):
-    assert set(corpus["test"]["speaker_id"]) == {TEST_VOICE}
-    assert set(corpus["train"]["speaker_id"]) <= set(TRAIN_VOICES)
-    assert not set(corpus["test"]["text"]) & set(corpus["train"]["text"])
+    def voices(split):
+        return [row["speaker_id"].split(":", 1) for row in corpus[split]]
+
+    for synthesizer, name in voices("test"):
+        accent, _, variant = name.partition("+")
+        assert synthesizer == "espeak-ng"
+        assert accent in HELD_OUT_ACCENTS and variant in HELD_OUT_VARIANTS
+    for split in ("train", "validation"):
+        for synthesizer, name in voices(split):
+            if synthesizer == "flite":
+                assert name in TRAIN_FLITE
+            else:
+                accent, _, variant = name.partition("+")
+                assert synthesizer == "espeak-ng" and accent not in HELD_OUT_ACCENTS
+                assert variant not in HELD_OUT_VARIANTS
+    assert {tuple(v) for v in voices("unseen-flite")} == {("flite", "slt")}
+    assert {s for s, _ in voices("festival")} == {"festival"}
+    held_out = {t for split in ("test", "unseen-flite", "festival") for t in corpus[split]["text"]}
+    assert not held_out & set(corpus["train"]["text"])
 
 
-def test_generation_is_deterministic_and_test_split_does_not_depend_on_others(corpus, tmp_path):
+def test_the_same_seed_gives_the_same_corpus(corpus, tmp_path):
     import datasets
 
     again = datasets.load_from_disk(str(generate(tmp_path / "again", {"test": 4}, seed=3)))

@@ -4,17 +4,20 @@ import pytest
 import torch
 
 import dsmlab
+from dsmlab.train import audio_tokenizer
+from dsmlab.train.codes import Example
+from dsmlab.train.corpus import generate
 from dsmlab.train.lm import (
     AUDIO_CODE_NOISE,
     END_OF_PADDING_ID,
     PADDING_ID,
     TEXT_INPUT_NOISE,
-    Example,
     batch_codes,
     corrupt_inputs,
     text_stream,
     train,
 )
+from dsmlab.train.resumable import Checkpointed
 from dsmlab.train.vad_heads import add_vad_heads
 
 P, E = PADDING_ID, END_OF_PADDING_ID
@@ -40,8 +43,8 @@ def test_text_stream_rounds_to_the_nearest_frame_and_drops_what_falls_off():
 
 def test_batch_codes_shift_audio_by_one_frame_and_pad_with_the_last_frame():
     codes = torch.arange(2 * 6).view(2, 6)
-    short = Example(codes[:, :4], [[50]], [0.0], "x")
-    long = Example(codes, [[51]], [0.08], "y")
+    short = Example(codes[:, :4], [[50]], [0.0], [0.2], "x")
+    long = Example(codes, [[51]], [0.08], [0.3], "y")
     batch = batch_codes([short, long], delay_frames=1)
     assert batch.shape == (2, 3, 5)
     assert batch[1, 1:].tolist() == codes[:, 1:].tolist()  # audio frames 1..5
@@ -65,29 +68,37 @@ def test_input_corruption_changes_words_and_codes_only_at_their_rates():
 
 
 @pytest.mark.slow
-def test_a_few_steps_lower_the_loss_and_vad_heads_can_be_added(tmp_path):
-    from dsmlab.train.corpus import generate
-
-    corpus = generate(tmp_path / "c", {"train": 24, "validation": 4, "test": 4}, seed=1)
-    out = train(
-        corpus,
-        tmp_path / "m",
-        delay_frames=2,
-        audio_dir=tmp_path / "tok",
-        steps=40,
-        batch_size=8,
-        log_every=5,
-        eval_every=40,
-        encoder_steps=5,
-    )
-    losses = [e["loss"] for e in json.loads((out / "training_log.json").read_text())]
-    assert sum(losses[-3:]) / 3 < 0.6 * sum(losses[:2]) / 2
-    config = json.loads((out / "config.json").read_text())
+def test_a_small_recipe_learns_resumes_exactly_and_gets_vad_heads(tmp_path, monkeypatch):
+    sizes = {"train": 24, "validation": 4, "test": 4}
+    corpus = generate(tmp_path / "c", sizes, seed=1)
+    tokenizer = audio_tokenizer.build(corpus, tmp_path / "tok", steps=6, batch_size=4)
+    options = {"steps": 40, "batch_size": 8, "eval_every": 40, "save_every": 20}
+    whole = train(corpus, tokenizer, tmp_path / "whole", delay_frames=2, **options)
+    losses = [e["loss"] for e in json.loads((whole / "training_log.json").read_text())]
+    assert sum(losses[-2:]) / 2 < 0.7 * losses[0]
+    config = json.loads((whole / "config.json").read_text())
     assert config["stt_config"] == {
         "audio_delay_seconds": 0.16,
         "audio_silence_prefix_seconds": 0.0,
     }
-    report = add_vad_heads(out, corpus, tmp_path / "tok", limit=24)
+
+    real_save = Checkpointed.save
+
+    def killed_after_step_20(self, modules, step, log):
+        real_save(self, modules, step, log)
+        if step == 20:
+            raise KeyboardInterrupt  # as a kill would, right after a save
+
+    monkeypatch.setattr(Checkpointed, "save", killed_after_step_20)
+    with pytest.raises(KeyboardInterrupt):
+        train(corpus, tokenizer, tmp_path / "resumed", delay_frames=2, **options)
+    monkeypatch.setattr(Checkpointed, "save", real_save)
+    resumed = train(corpus, tokenizer, tmp_path / "resumed", delay_frames=2, **options)
+    a = dsmlab.load(whole, device="cpu").lm.state_dict()
+    b = dsmlab.load(resumed, device="cpu").lm.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)  # the very same training
+
+    report = add_vad_heads(whole, corpus, tokenizer, limit=24)
     assert report["train_steps"] > 0 and 0 < report["end_of_turn_share"] < 1
     assert len(report["test_split"]) == 9  # thresholds x holds
-    assert dsmlab.load(str(out), device="cpu").has_vad
+    assert dsmlab.load(whole, device="cpu").has_vad

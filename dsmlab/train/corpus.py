@@ -1,274 +1,267 @@
-"""A synthetic English speech corpus with exact word timings, spoken by espeak-ng.
+"""A synthetic English speech corpus: whole sentences from several synthesizers, voices, rooms
+and noises, with exact word times.
 
-Each word is rendered alone, trimmed of its silence, and placed with a known gap, so every
-word's start and end are exact by construction. Sentences come from a small grammar (over
-250 distinct words); voices, speaking rates and noise vary. The test split uses sentences
-and a voice that training never saw. Everything is deterministic from the seed.
+    python -m dsmlab.train.corpus --out runs/recipe/corpus --train 12000
 
-    python -m dsmlab.train.corpus --out data/synth --train 2400 --validation 100 --test 100
+Each sentence is spoken in one go (`speech.speak`), so words run into each other as in speech,
+and each word's start and end come from the synthesizer itself; then the utterance goes
+through a random room, band limit, noise and speed (`augment`). The splits keep voices apart:
+
+- train, validation: espeak-ng (six accents, most variants, rates and pitches) and flite
+  (kal, kal16, awb, rms);
+- test (bundled as the offline default): espeak-ng voices training never used: two held-out
+  accents with held-out variants;
+- unseen-flite: flite's slt, a voice of a synthesizer training used;
+- festival: festival's voices, a synthesizer training never used.
+
+Held-out splits use sentences training never saw. Everything is a function of the seed:
+espeak-ng's output depends slightly on what its process said before, so each chunk of
+utterances is spoken by a fresh process. Chunks are kept as they finish: a killed run resumes.
 """
 
 from __future__ import annotations
 
-import argparse
 import io
+import multiprocessing
+import pickle
 import random
-import shutil
-import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import julius
 import numpy as np
 import soundfile
 import torch
+from tqdm import tqdm
 
-from ..cli import ArgumentParser, run_cli
-from ..errors import DSMLabError
+from ..cli import ArgumentParser, non_negative_int, positive_int, run_cli
+from ..errors import DSMLabError, UsageError
+from . import augment, speech
+from .sentences import sentence
 
 STORE_RATE = 16_000
-ESPEAK_RATE = 22_050
-TRAIN_VOICES = [
-    "en-us+m1",
-    "en-us+f2",
-    "en-gb-x-rp+m3",
-    "en-gb+f3",
-    "en-029+m2",
-    "en-gb-scotland+f1",
-]
-TEST_VOICE = "en-us+f4"  # never used for train or validation
-RATES = (135, 160, 185)  # words per minute
-NOISE_SHARE = 0.3  # share of utterances with white noise, at 15 to 30 dB SNR
-
-LEXICON = {
-    "det": "the a every some this that my your his her our their one no".split(),
-    "adj": (
-        "small big old young red blue green yellow happy quiet loud bright dark warm cold "
-        "soft heavy light quick slow tall short clever gentle brave tired hungry busy "
-        "lazy strange simple wooden golden silver empty famous careful curious friendly "
-        "angry calm"
-    ).split(),
-    "noun": (
-        "dog cat bird horse farmer teacher doctor child river mountain garden window "
-        "table chair kitchen forest village city road bridge boat train letter book song "
-        "story picture flower tree apple bread coffee music paper door wall house market "
-        "school engine radio camera lamp clock island ocean desert cloud storm morning "
-        "evening winter summer captain pilot sailor baker singer painter neighbor "
-        "student basket blanket candle pocket ladder mirror pencil jacket hammer "
-        "bottle"
-    ).split(),
-    "verb_t": (
-        "found saw carried painted opened closed watched followed pushed pulled "
-        "cleaned moved fixed built sold bought lifted dropped wanted visited washed "
-        "counted chased helped answered borrowed noticed remembered carried "
-        "described ordered packed"
-    ).split(),
-    "verb_i": (
-        "slept laughed waited danced smiled jumped arrived rested listened worked "
-        "shouted whispered wandered"
-    ).split(),
-    "adv": (
-        "quickly slowly quietly happily early late today again outside inside "
-        "suddenly carefully rarely gladly softly twice"
-    ).split(),
-    "prep": "near behind under above beside across inside through beyond toward".split(),
-    "name": (
-        "anna peter maria james sofia david laura thomas emma oliver nina victor clara "
-        "hugo george helen martin lucy"
-    ).split(),
-    "num": "two three four five six seven eight nine ten twelve twenty".split(),
-    "plural": (
-        "dogs cats birds apples books flowers boats letters songs chairs houses trees clocks lamps"
-    ).split(),
-}
-TEMPLATES = [
-    "det adj noun verb_t det noun",
-    "name verb_t det adj noun prep det noun",
-    "det noun verb_i adv",
-    "name and name verb_t num plural",
-    "prep det noun name verb_i adv",
-    "det adj noun verb_i prep det adj noun",
-    "name verb_t num adj plural adv",
-    "det noun and det noun verb_i",
-]
+HELD_OUT_ACCENTS = ("en-us-nyc", "en-gb-x-gbcwmd")
+HELD_OUT_VARIANTS = (
+    "f4", "m6", "Andy", "Annie", "belinda", "benjamin", "edward", "klatt4",
+    "linda", "max", "michel", "quincy", "steph2", "travis", "zac",
+)  # fmt: skip
+TRAIN_FLITE = ("kal", "kal16", "awb", "rms")
+FLITE_SHARE = 0.3  # of train and validation utterances
+SPLITS = ("test", "unseen-flite", "festival", "validation", "train")  # planning order
+CHUNK = 250  # utterances rendered by one process
+VOICE_TRIES = 4  # voices a plan offers, in order
 
 
-@dataclass
-class Utterance:
-    words: list[str]
-    voice: str
-    rate: int
-    pitch: int
-    snr_db: float | None
+@dataclass(frozen=True)
+class Plan:
+    """One utterance to render: its words, voice and room."""
+
+    id: str
+    words: tuple[str, ...]
+    voices: tuple[speech.Voice, ...]  # the first that speaks every word does (see `render`)
+    augmentation: augment.Augmentation
+    seed: int
 
 
-def vocabulary() -> list[str]:
-    return sorted({w for words in LEXICON.values() for w in words} | {"and"})
+def voices_of(split: str) -> list[str]:
+    """The voice names a split draws from (its synthesizer is implied by the split)."""
+    if split == "unseen-flite":
+        return ["slt"]
+    if split == "festival":
+        return speech.voices("festival")
+    every = speech.voices("espeak-ng")
+    held_out = [
+        v
+        for v in every
+        if v.split("+")[0] in HELD_OUT_ACCENTS and v.partition("+")[2] in HELD_OUT_VARIANTS
+    ]
+    if split == "test":
+        return held_out
+    return [
+        v
+        for v in every
+        if v.split("+")[0] not in HELD_OUT_ACCENTS and v.partition("+")[2] not in HELD_OUT_VARIANTS
+    ]
 
 
-def sentence(rng: random.Random) -> list[str]:
-    template = rng.choice(TEMPLATES).split()
-    return [rng.choice(LEXICON[slot]) if slot in LEXICON else slot for slot in template]
+def plan(sizes: dict[str, int], seed: int) -> dict[str, list[Plan]]:
+    """Every split's utterances, drawn in a fixed order: a split's plan does not depend on the
+    sizes of the splits after it in SPLITS."""
+    rng = random.Random(seed)
+    seen: set[tuple[str, ...]] = set()
+    plans: dict[str, list[Plan]] = {}
+    for split in SPLITS:
+        names = voices_of(split) if sizes.get(split) else []
+        plans[split] = []
+        while len(plans[split]) < sizes.get(split, 0):
+            words = tuple(sentence(rng))
+            if words in seen:
+                continue
+            seen.add(words)
+            voices = tuple(_voice(split, names, rng) for _ in range(VOICE_TRIES))
+            settings = np.random.default_rng(rng.getrandbits(32))
+            room = augment.draw(settings) if split in ("train", "validation") else _mild(settings)
+            plans[split].append(
+                Plan(f"{split}-{len(plans[split]):05d}", words, voices, room, rng.getrandbits(32))
+            )
+    return plans
 
 
-class Speaker:
-    """espeak-ng, one word at a time, cached: (voice, rate, pitch, word) -> trimmed samples."""
-
-    def __init__(self) -> None:
-        if shutil.which("espeak-ng") is None:
-            raise DSMLabError("espeak-ng is not installed: apt-get install espeak-ng")
-        self._cache: dict[tuple, np.ndarray] = {}
-
-    def prefetch(self, keys: set[tuple]) -> None:
-        missing = [k for k in keys if k not in self._cache]
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            for key, audio in zip(missing, pool.map(self._render, missing), strict=True):
-                self._cache[key] = audio
-
-    def word(self, word: str, voice: str, rate: int, pitch: int) -> np.ndarray:
-        key = (word, voice, rate, pitch)
-        if key not in self._cache:
-            self._cache[key] = self._render(key)
-        return self._cache[key]
-
-    @staticmethod
-    def _render(key: tuple) -> np.ndarray:
-        word, voice, rate, pitch = key
-        wav = subprocess.run(
-            ["espeak-ng", "-v", voice, "-s", str(rate), "-p", str(pitch), "--stdout", word],
-            capture_output=True,
-            check=True,
-        ).stdout
-        audio, rate_out = soundfile.read(io.BytesIO(wav), dtype="float32")
-        assert rate_out == ESPEAK_RATE, rate_out
-        return trim(audio)
+def _voice(split: str, espeak_names: list[str], rng: random.Random) -> speech.Voice:
+    if split in ("train", "validation") and rng.random() < FLITE_SHARE:
+        name = rng.choice(TRAIN_FLITE)
+        pitch = 1.0 if ("flite", name) in speech.FIXED_PITCH else rng.uniform(0.8, 1.25)
+        return speech.Voice("flite", name, rng.uniform(0.85, 1.25), pitch)
+    synthesizer = {"unseen-flite": "flite", "festival": "festival"}.get(split, "espeak-ng")
+    name = rng.choice(espeak_names)
+    fixed = (synthesizer, name) in speech.FIXED_PITCH
+    if split in ("train", "validation"):
+        return speech.Voice(synthesizer, name, rng.uniform(0.8, 1.35), rng.uniform(0.7, 1.4))
+    return speech.Voice(
+        synthesizer, name, rng.uniform(0.9, 1.2), 1.0 if fixed else rng.uniform(0.85, 1.2)
+    )
 
 
-def trim(audio: np.ndarray, threshold: float = 0.01) -> np.ndarray:
-    """Cut leading and trailing silence: the word spans its first to last loud sample."""
-    loud = np.nonzero(np.abs(audio) > threshold * np.abs(audio).max())[0]
-    return audio[loud[0] : loud[-1] + 1]
+def _mild(rng: np.random.Generator) -> augment.Augmentation:
+    """Held-out splits: the voice is what is new; a third get light noise, levels vary."""
+    snr = float(rng.uniform(15, 35)) if rng.random() < 0.3 else None
+    return augment.Augmentation(noise_snr_db=snr, level_db=float(rng.uniform(*augment.LEVELS_DB)))
 
 
-def render(utt: Utterance, speaker: Speaker, rng: random.Random) -> tuple[np.ndarray, list]:
-    """Words placed with random gaps -> (16 kHz audio, [{word, start, end}] in seconds)."""
-    pieces = [np.zeros(int(rng.uniform(0.15, 0.4) * ESPEAK_RATE), dtype=np.float32)]
-    cursor = len(pieces[0])
-    timings = []
-    for i, word in enumerate(utt.words):
-        audio = speaker.word(word, utt.voice, utt.rate, utt.pitch)
-        timings.append(
-            {
-                "word": word,
-                "start": cursor / ESPEAK_RATE,
-                "end": (cursor + len(audio)) / ESPEAK_RATE,
-            }
-        )
-        gap = rng.uniform(0.1, 0.3) if i == len(utt.words) - 1 else rng.uniform(0.03, 0.2)
-        silence = np.zeros(int(gap * ESPEAK_RATE), dtype=np.float32)
-        pieces += [audio, silence]
-        cursor += len(audio) + len(silence)
-    signal = np.concatenate(pieces)
-    signal = 0.5 * signal / np.abs(signal).max()
-    if utt.snr_db is not None:
-        noise = np.random.default_rng(rng.getrandbits(32)).standard_normal(len(signal))
-        power = np.mean(signal**2) / 10 ** (utt.snr_db / 10)
-        signal = signal + np.sqrt(power) * noise.astype(np.float32)
-    import julius  # resample once, for the whole utterance: times in seconds do not move
-
-    stored = julius.resample_frac(torch.from_numpy(signal), ESPEAK_RATE, STORE_RATE).numpy()
-    return stored, [{k: round(v, 5) if k != "word" else v for k, v in t.items()} for t in timings]
-
-
-def plan(n: int, voices: list[str], rng: random.Random, exclude: set[str]) -> list[Utterance]:
-    """n utterances with new sentences (not in `exclude`, which grows), voices and rates."""
-    out = []
-    while len(out) < n:
-        words = sentence(rng)
-        key = " ".join(words)
-        if key in exclude:
-            continue
-        exclude.add(key)
-        snr = rng.uniform(15, 30) if rng.random() < NOISE_SHARE else None
-        out.append(
-            Utterance(words, rng.choice(voices), rng.choice(RATES), rng.choice((35, 50, 65)), snr)
-        )
-    return out
+def render(item: Plan) -> dict:
+    """A dataset row: 16 kHz FLAC, the text, the timed words and how it was made. A voice that
+    runs two words into one (espeak-ng's en-us-nyc says "hugo carried" as one word) gives way
+    to the plan's next voice."""
+    for voice in item.voices:
+        try:
+            spoken = speech.speak(list(item.words), voice)
+            break
+        except DSMLabError:
+            if voice is item.voices[-1]:
+                raise
+    rng = np.random.default_rng(item.seed)
+    timed = spoken.words + spoken.phones  # everything with a start and an end moves together
+    audio, timed = _surround(spoken.audio, spoken.sample_rate, timed, rng)
+    audio, timed = augment.apply(audio, spoken.sample_rate, timed, item.augmentation, rng)
+    words, phones = timed[: len(spoken.words)], timed[len(spoken.words) :]
+    stored = julius.resample_frac(torch.from_numpy(audio), spoken.sample_rate, STORE_RATE).numpy()
+    flac = io.BytesIO()
+    soundfile.write(flac, np.clip(stored, -1, 1), STORE_RATE, format="FLAC", subtype="PCM_16")
+    return {
+        "id": item.id,
+        "audio": {"bytes": flac.getvalue(), "path": None},
+        "text": " ".join(item.words).capitalize() + ".",
+        "words": [_rounded(w) for w in words],
+        "phones": [_rounded(p) for p in phones],
+        "speaker_id": f"{voice.synthesizer}:{voice.name}",
+        "synthesizer": voice.synthesizer,
+        "rate": round(voice.rate, 3),
+        "pitch": round(voice.pitch, 3),
+        "augmentation": str(item.augmentation.describe()),
+    }
 
 
-def generate(out: Path, sizes: dict[str, int], seed: int = 0) -> Path:
-    """Write a DatasetDict (save_to_disk) with the requested splits, deterministically."""
+def _rounded(timed: dict) -> dict:
+    return timed | {"start": round(timed["start"], 5), "end": round(timed["end"], 5)}
+
+
+def _surround(
+    audio: np.ndarray, rate: int, timed: list[dict], rng: np.random.Generator
+) -> tuple[np.ndarray, list[dict]]:
+    """Silence before (0.05 to 0.6 s) and after (0.1 to 0.4 s): speech rarely starts on the
+    recording's first sample, and a word's place in time must not be learnt from it."""
+    before, after = (int(rng.uniform(*span) * rate) for span in ((0.05, 0.6), (0.1, 0.4)))
+    shift = before / rate
+    moved = [w | {"start": w["start"] + shift, "end": w["end"] + shift} for w in timed]
+    return np.pad(audio, (before, after)), moved
+
+
+def _render_chunk(task: tuple[list[Plan], Path]) -> None:
+    items, path = task
+    rows = [render(item) for item in items]
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(pickle.dumps(rows))
+    tmp.replace(path)
+
+
+def generate(out: Path, sizes: dict[str, int], seed: int = 0, workers: int = 2) -> Path:
+    """Write a DatasetDict (save_to_disk) of the requested splits; see the module docstring."""
     import datasets
 
-    rng = random.Random(seed)
-    seen: set[str] = set()
-    # Plans are drawn in a fixed order (test first, so it is the same whatever else is asked).
-    plans = {
-        "test": plan(sizes.get("test", 0), [TEST_VOICE], rng, seen),
-        "validation": plan(sizes.get("validation", 0), TRAIN_VOICES, rng, seen),
-        "train": plan(sizes.get("train", 0), TRAIN_VOICES, rng, seen),
+    plans = plan(sizes, seed)
+    parts = out.parent / f".{out.name}-parts-{seed}"
+    parts.mkdir(parents=True, exist_ok=True)
+    chunks = {
+        parts / f"{split}-{first:06d}.pkl": items[first : first + CHUNK]
+        for split, items in plans.items()
+        for first in range(0, len(items), CHUNK)
     }
-    speaker = Speaker()
-    splits = {}
-    for name, utterances in plans.items():
-        if not sizes.get(name):
-            continue
-        speaker.prefetch({(w, u.voice, u.rate, u.pitch) for u in utterances for w in u.words})
-        split_rng = random.Random(f"{seed}-{name}")
-        rows = []
-        for i, utt in enumerate(utterances):
-            audio, words = render(utt, speaker, split_rng)
-            flac = io.BytesIO()
-            soundfile.write(flac, audio, STORE_RATE, format="FLAC", subtype="PCM_16")
-            rows.append(
-                {
-                    "id": f"{name}-{i:05d}",
-                    "audio": {"bytes": flac.getvalue(), "path": None},
-                    "text": " ".join(utt.words).capitalize() + ".",
-                    "words": words,
-                    "speaker_id": utt.voice,
-                    "rate_wpm": utt.rate,
-                    "snr_db": utt.snr_db,
-                }
-            )
-        features = datasets.Features(
-            {
-                "id": datasets.Value("string"),
-                # a plain struct: datasets' Audio feature wants torchcodec even to store bytes
-                "audio": {"bytes": datasets.Value("binary"), "path": datasets.Value("string")},
-                "text": datasets.Value("string"),
-                "words": datasets.List(
-                    {
-                        "word": datasets.Value("string"),
-                        "start": datasets.Value("float64"),
-                        "end": datasets.Value("float64"),
-                    }
-                ),
-                "speaker_id": datasets.Value("string"),
-                "rate_wpm": datasets.Value("int32"),
-                "snr_db": datasets.Value("float64"),
-            }
-        )
-        splits[name] = datasets.Dataset.from_list(rows, features=features)
+    tasks = [(items, path) for path, items in chunks.items() if not path.exists()]
+    # one fresh process per chunk: a chunk's audio depends on nothing else
+    with multiprocessing.get_context("spawn").Pool(workers, maxtasksperchild=1) as pool:
+        for _ in tqdm(pool.imap_unordered(_render_chunk, tasks), total=len(tasks), desc="corpus"):
+            pass
+    rows = {}
+    for path in chunks:
+        rows |= {row["id"]: row for row in pickle.loads(path.read_bytes())}
+    splits = {
+        split: datasets.Dataset.from_list([rows[item.id] for item in items], features=_features())
+        for split, items in plans.items()
+        if items
+    }
     datasets.DatasetDict(splits).save_to_disk(str(out))
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = ArgumentParser(
-        prog="python -m dsmlab.train.corpus",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+def _features():
+    import datasets
+
+    text = datasets.Value("string")
+    return datasets.Features(
+        {
+            "id": text,
+            # a plain struct: datasets' Audio feature wants torchcodec even to store bytes
+            "audio": {"bytes": datasets.Value("binary"), "path": text},
+            "text": text,
+            "words": datasets.List(
+                {"word": text, "start": datasets.Value("float64"), "end": datasets.Value("float64")}
+            ),
+            "phones": datasets.List(
+                {
+                    "phone": text,
+                    "start": datasets.Value("float64"),
+                    "end": datasets.Value("float64"),
+                }
+            ),
+            "speaker_id": text,
+            "synthesizer": text,
+            "rate": datasets.Value("float64"),
+            "pitch": datasets.Value("float64"),
+            "augmentation": text,
+        }
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = ArgumentParser(prog="python -m dsmlab.train.corpus", description=__doc__)
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--train", type=int, default=2400)
-    parser.add_argument("--validation", type=int, default=100)
-    parser.add_argument("--test", type=int, default=100)
-    parser.add_argument("--seed", type=int, default=0)
+    for split, default in (("train", 12000), ("validation", 200), ("test", 100)):
+        parser.add_argument(f"--{split}", type=non_negative_int, default=default)
+    parser.add_argument("--unseen-flite", type=non_negative_int, default=100)
+    parser.add_argument("--festival", type=non_negative_int, default=100)
+    parser.add_argument("--seed", type=non_negative_int, default=0)
+    parser.add_argument("--workers", type=positive_int, default=2)
     args = parser.parse_args(argv)
-    sizes = {"train": args.train, "validation": args.validation, "test": args.test}
-    return run_cli(lambda: print(generate(args.out, sizes, args.seed)) or 0, debug=args.debug)
+
+    def body() -> int:
+        sizes = {s: getattr(args, s.replace("-", "_")) for s in SPLITS}
+        if not any(sizes.values()):
+            raise UsageError("every split is empty: ask for some utterances")
+        print(generate(args.out, sizes, args.seed, args.workers))
+        return 0
+
+    return run_cli(body, debug=args.debug)
 
 
 if __name__ == "__main__":

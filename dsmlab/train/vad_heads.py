@@ -1,7 +1,7 @@
 """Give a trained model semantic-VAD heads: end-of-turn probability per frame, offline.
 
-    python -m dsmlab.train.vad_heads --model data/models/synth-d16 --corpus runs/synth8k \\
-        --audio-tokenizer runs/tok8k
+    python -m dsmlab.train.vad_heads --model runs/recipe/models/synth-d16 \\
+        --corpus runs/recipe/corpus --tokenizer runs/recipe/tokenizer
 
 Kyutai's `-candle` checkpoints carry 4 linear heads of 6 classes on the transformer output
 (`extra_heads.N.weight`) and read head 2, class 0 as P(end of turn). Their training recipe is
@@ -9,7 +9,7 @@ not published. Here the LM stays frozen and head 2 alone is fit: class 0 on ever
 frame starts after the utterance's last word ends (the speaker is done), class 1 before.
 Heads 0, 1 and 3 are written as zeros (uniform), only so the layout matches Kyutai's. Features
 come from the teacher-forced forward pass on the training codes (with the one-frame audio
-shift of dsmlab.train), so step t of training is step t of streaming inference.
+shift of dsmlab.train.lm), so step t of training is step t of streaming inference.
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ from ..model import DSMModel
 from ..transcribe import transcribe_batch
 from ..vad import END_OF_TURN_HEAD
 from .audio_tokenizer import row_pcm, split_rows
-from .lm import batch_codes, encode_split, teacher_forced
+from .codes import encode_split
+from .lm import batch_codes, teacher_forced
 
 NUM_HEADS, HEAD_DIM = 4, 6  # Kyutai's layout
 END_OF_TURN, SPEAKING = 0, 1  # classes of head END_OF_TURN_HEAD
@@ -45,11 +46,10 @@ def end_of_turn_labels(last_end_s: float, n_frames: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def features(model: DSMModel, corpus: Path, audio_dir: Path, limit: int, batch_size: int = 64):
+def features(model: DSMModel, corpus: Path, tokenizer_dir: Path, limit: int, batch_size: int = 64):
     """(transformer outputs [N, dim], labels [N]) over every step of `limit` training rows."""
-    rows = split_rows(corpus, "train")
     delay_frames = round(model.delay_s * FRAME_RATE)
-    examples = encode_split(model.mimi, corpus, "train", audio_dir, model.tokenizer)[:limit]
+    examples = encode_split(model.mimi, corpus, "train", tokenizer_dir, model.tokenizer)[:limit]
     xs, ys = [], []
     with no_compile():
         for first in range(0, len(examples), batch_size):
@@ -58,7 +58,7 @@ def features(model: DSMModel, corpus: Path, audio_dir: Path, limit: int, batch_s
             out, _ = teacher_forced(model.lm, codes)
             for i, example in enumerate(chunk):
                 steps = example.codes.shape[1] - 1  # this row's steps, without batch padding
-                last_end = rows[first + i]["words"][-1]["end"]
+                last_end = example.ends[-1]
                 xs.append(out[i, :steps])
                 ys.append(end_of_turn_labels(last_end, steps))
     return torch.cat(xs), torch.cat(ys)
@@ -107,25 +107,25 @@ def detection_report(model: DSMModel, corpus: Path) -> list[dict]:
 
 
 def add_vad_heads(
-    model_dir: Path, corpus: Path, audio_dir: Path, limit: int = 2000, seed: int = 0
+    model_dir: Path, corpus: Path, tokenizer_dir: Path, limit: int = 2000, seed: int = 0
 ) -> dict:
     """Fit head 2 of `model_dir`'s checkpoint, write the 4 heads into its weights, and return
     its report on the test split (also written as `vad_report.json` beside the weights)."""
     weights_path = model_dir / "model.safetensors"
     if not weights_path.is_file():
         raise DSMLabError(f"{model_dir}: no model.safetensors; train one with dsmlab.train")
-    mimi_file = audio_dir / "mimi.safetensors"
+    mimi_file = tokenizer_dir / "mimi.safetensors"
     if (
         not mimi_file.is_file()
         or mimi_file.read_bytes() != (model_dir / "mimi.safetensors").read_bytes()
     ):
         raise DSMLabError(
-            f"{audio_dir} is not the audio tokenizer of {model_dir}; pass the --audio-tokenizer "
+            f"{tokenizer_dir} is not the audio tokenizer of {model_dir}; pass the --tokenizer "
             "the model was trained with (its cached codes are reused)"
         )
     model = load(str(model_dir), device="cpu")
     model.lm.eval()
-    x, y = features(model, corpus, audio_dir, limit)
+    x, y = features(model, corpus, tokenizer_dir, limit)
     dim = x.shape[1]
     heads = torch.nn.ModuleList(
         torch.nn.Linear(dim, HEAD_DIM, bias=False) for _ in range(NUM_HEADS)
@@ -152,15 +152,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--model", type=Path, required=True, help="a model dir from dsmlab.train")
     parser.add_argument("--corpus", type=Path, required=True, help="made by dsmlab.synth")
-    parser.add_argument("--audio-tokenizer", type=Path, default=Path("runs/audio-tokenizer"))
+    parser.add_argument("--tokenizer", type=Path, required=True, help="the model's audio tokenizer")
     parser.add_argument("--utterances", type=int, default=2000, help="training rows used")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
     def body() -> int:
-        report = add_vad_heads(
-            args.model, args.corpus, args.audio_tokenizer, args.utterances, args.seed
-        )
+        report = add_vad_heads(args.model, args.corpus, args.tokenizer, args.utterances, args.seed)
         print(json.dumps(report, indent=2))
         return 0
 

@@ -1,0 +1,121 @@
+"""The LM's training data: each utterance as Mimi codes, with its words' tokens and start times.
+
+Codes are computed frame by frame, as streaming inference computes them, over the utterance and
+TAIL_S of silence after it, so the last word's tokens, written a delay later, are learned with
+the audio the model will hear then. They are cached beside the audio tokenizer, one file per
+corpus split (keyed by the split's fingerprint).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from moshi.models import MimiModel
+from tqdm import tqdm
+
+from ..architectures import sentencepiece_model
+from ..audio import FRAME_RATE, FRAME_SIZE, SAMPLE_RATE
+from .audio_tokenizer import row_pcm, split_rows, streaming_encode
+from .sentences import vocabulary
+
+LONGEST_DELAY_S = 1.28
+TAIL_S = LONGEST_DELAY_S + 0.5  # Kyutai's evaluation pads the delay + 0.5 s
+ENCODE_BATCH = 64
+
+
+@dataclass
+class Example:
+    codes: torch.Tensor  # [n_q, T] Mimi codes of the utterance and TAIL_S of silence
+    word_ids: list[list[int]]
+    starts: list[float]
+    ends: list[float]
+    text: str
+
+
+def word_tokenizer(seed: int = 0) -> bytes:
+    """A sentencepiece word model over the corpus vocabulary: one piece per word."""
+    words = vocabulary()
+    rng = random.Random(seed)
+    lines = [" ".join(rng.sample(words, 12)) for _ in range(200 * len(words) // 12)]
+    return sentencepiece_model(lines, len(words) + 4, "word")
+
+
+@torch.no_grad()
+def encode_split(
+    mimi: MimiModel, corpus: Path, split: str, cache: Path, tokenizer, limit: int | None = None
+) -> list[Example]:
+    """Examples of a split's first `limit` rows (all by default), codes cached in `cache`."""
+    rows = split_rows(corpus, split)
+    if limit is not None:
+        rows = rows.select(range(min(limit, len(rows))))
+    path = cache / f"codes-{split}-{rows._fingerprint}.pt"
+    if path.is_file():
+        codes = torch.load(path)
+    else:
+        codes = _encode(mimi, rows, desc=f"codes of {split}")
+        tmp = path.with_name(f".{path.name}.tmp")
+        torch.save(codes, tmp)
+        tmp.replace(path)
+    return [
+        Example(
+            c.long(),
+            [tokenizer.encode(w["word"]) for w in row["words"]],
+            [w["start"] for w in row["words"]],
+            [w["end"] for w in row["words"]],
+            row["text"],
+        )
+        for c, row in zip(codes, rows, strict=True)
+    ]
+
+
+def _encode(mimi: MimiModel, rows, desc: str) -> list[torch.Tensor]:
+    pcms = []
+    for row in rows:
+        pcm = torch.nn.functional.pad(row_pcm(row), (0, round(TAIL_S * SAMPLE_RATE)))
+        pcms.append(torch.nn.functional.pad(pcm, (0, -len(pcm) % FRAME_SIZE)))
+    codes: list[torch.Tensor | None] = [None] * len(pcms)
+    order = sorted(range(len(pcms)), key=lambda i: len(pcms[i]))
+    for first in tqdm(range(0, len(order), ENCODE_BATCH), desc=desc, unit="batch"):
+        chunk = order[first : first + ENCODE_BATCH]
+        for i, c in zip(chunk, streaming_encode(mimi, [pcms[i] for i in chunk]), strict=True):
+            codes[i] = c.to(torch.int16)
+    return codes
+
+
+def word_separation(
+    reference: list[Example], probe: list[Example], card: int, frames: int = 4
+) -> float:
+    """How well codes separate words: a `probe` word is given the `reference` word whose mean
+    bag of codes (all codebooks, the word's first `frames` frames) is nearest (cosine); returns
+    the accuracy. Chance is 1 / vocabulary."""
+
+    def bags(examples: list[Example]) -> tuple[list[int], torch.Tensor]:
+        labels, rows = [], []
+        for e in examples:
+            for ids, start in zip(e.word_ids, e.starts, strict=True):
+                first = round(start * FRAME_RATE) + 1  # codes hold frame 0, LMGen drops it
+                segment = e.codes[:, first : first + frames]
+                offsets = torch.arange(segment.shape[0])[:, None] * card
+                rows.append(
+                    torch.bincount(
+                        (segment + offsets).flatten(), minlength=card * segment.shape[0]
+                    ).float()
+                )
+                labels.append(ids[0])
+        bag = torch.stack(rows)
+        return labels, bag / bag.norm(dim=1, keepdim=True).clamp(min=1e-9)
+
+    train_labels, train_bags = bags(reference)
+    probe_labels, probe_bags = bags(probe)
+    words = sorted(set(train_labels))
+    index = torch.tensor([words.index(w) for w in train_labels])
+    centroids = torch.zeros(len(words), train_bags.shape[1]).index_add_(0, index, train_bags)
+    centroids = centroids / centroids.norm(dim=1, keepdim=True).clamp(min=1e-9)
+    predicted = (probe_bags @ centroids.T).argmax(dim=1)
+    return float(
+        np.mean([words[p] == w for p, w in zip(predicted.tolist(), probe_labels, strict=True)])
+    )

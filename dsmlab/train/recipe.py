@@ -1,0 +1,186 @@
+"""The bundled models' whole recipe, one resumable command: corpus -> audio tokenizer -> an LM at
+each delay -> VAD heads -> their scores -> (with --bundle) data/.
+
+    python -m dsmlab.train.recipe --out runs/recipe             # about 2 hours on 2 CPU cores
+    python -m dsmlab.train.recipe --out runs/recipe --bundle    # then copy into data/
+
+Each step leaves its result in --out and is skipped when that result is there; a step killed
+half-way resumes from its last save (the corpus by chunks, the trainings every 100 steps).
+recipe.json keeps each step's wall time and recipe_report.json the scores: WER per model on
+each held-out split (test: espeak-ng voices training never used; unseen-flite; festival, a
+synthesizer training never used) and on validation (training voices).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ..audio import FRAME_RATE, SAMPLE_RATE
+from ..bundled import MODELS_DIR, TEST_SPLIT_DIR, data_dir
+from ..checkpoint import CONFIG_NAME
+from ..cli import ArgumentParser, non_negative_int, positive_int, run_cli
+from ..loading import load
+from ..normalizers import get_normalizer
+from ..scoring import error_rates
+from ..transcribe import transcribe_batch
+from . import audio_tokenizer, corpus, lm, vad_heads
+from .audio_tokenizer import row_pcm, split_rows
+
+SCORED_SPLITS = ("test", "unseen-flite", "festival", "validation")
+TRAINING_FILES = ("training.pt",)  # left out of a bundled model
+
+
+@dataclass(frozen=True)
+class Recipe:
+    delays: tuple[int, ...] = (2, 4, 8, 16)  # frames of 80 ms
+    train: int = 12000
+    validation: int = 200
+    test: int = 100
+    unseen_flite: int = 100
+    festival: int = 100
+    tokenizer_steps: int = 800
+    lm_steps: int = 3000
+    seed: int = 0
+    workers: int = 2
+
+
+def run(out: Path, recipe: Recipe) -> dict:
+    """Every step not done yet; returns the scores (also in recipe_report.json)."""
+    out.mkdir(parents=True, exist_ok=True)
+    timings = _load(out / "recipe.json").get("seconds", {})
+
+    def step(name: str, done: Path, work) -> None:
+        if done.exists():
+            return
+        start = time.perf_counter()
+        work()
+        timings[name] = round(time.perf_counter() - start + timings.get(name, 0), 1)
+        _dump(out / "recipe.json", {"recipe": asdict(recipe), "seconds": timings})
+
+    sizes = {
+        "train": recipe.train,
+        "validation": recipe.validation,
+        "test": recipe.test,
+        "unseen-flite": recipe.unseen_flite,
+        "festival": recipe.festival,
+    }
+    corpus_dir, tokenizer_dir = out / "corpus", out / "tokenizer"
+    step(
+        "corpus",
+        corpus_dir / "dataset_dict.json",
+        lambda: corpus.generate(corpus_dir, sizes, recipe.seed, recipe.workers),
+    )
+    step(
+        "audio tokenizer",
+        tokenizer_dir / "mimi.safetensors",
+        lambda: audio_tokenizer.build(
+            corpus_dir, tokenizer_dir, recipe.tokenizer_steps, seed=recipe.seed
+        ),
+    )
+    for delay in recipe.delays:
+        model_dir = out / "models" / f"synth-d{delay}"
+        step(
+            f"lm d{delay}",
+            model_dir / CONFIG_NAME,
+            lambda d=delay, m=model_dir: lm.train(
+                corpus_dir, tokenizer_dir, m, d, steps=recipe.lm_steps, seed=recipe.seed
+            ),
+        )
+        step(
+            f"vad heads d{delay}",
+            model_dir / "vad_report.json",
+            lambda m=model_dir: vad_heads.add_vad_heads(m, corpus_dir, tokenizer_dir),
+        )
+    report_path = out / "recipe_report.json"
+    step("scores", report_path, lambda: _dump(report_path, scores(out, recipe)))
+    return _load(report_path)
+
+
+def scores(out: Path, recipe: Recipe) -> dict:
+    """Corpus WER and CER of every model on every held-out split, Whisper's normalizer."""
+    normalize = get_normalizer("whisper", "en")
+    table: dict[str, dict] = {}
+    for delay in recipe.delays:
+        model = load(out / "models" / f"synth-d{delay}", device="cpu")
+        row = {"delay_s": delay / FRAME_RATE}
+        for split in SCORED_SPLITS:
+            rows = split_rows(out / "corpus", split)
+            transcripts = transcribe_batch(
+                model, [row_pcm(r) for r in rows], [SAMPLE_RATE] * len(rows), batch_size=16
+            )
+            found = error_rates(
+                [normalize(r["text"]) for r in rows], [normalize(t.text) for t in transcripts]
+            )
+            row[split] = {k: round(found[k], 4) for k in ("corpus_wer", "corpus_cer")}
+        table[model.name] = row
+    tokenizer = _load(out / "tokenizer" / "report.json")
+    return {"models": table, "audio_tokenizer": tokenizer}
+
+
+def bundle(out: Path, data: Path) -> None:
+    """Copy the trained models (without their training state) and the test split into `data`
+    (data/ of the repository): what `eval.wer` runs offline."""
+    import datasets
+
+    for model_dir in sorted((out / "models").iterdir()):
+        target = data / MODELS_DIR / model_dir.name
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.copytree(model_dir, target, ignore=shutil.ignore_patterns(*TRAINING_FILES))
+    test = datasets.load_from_disk(str(out / "corpus"))["test"]
+    target = data / TEST_SPLIT_DIR
+    if target.exists():
+        shutil.rmtree(target)
+    datasets.DatasetDict({"test": test}).save_to_disk(str(target))
+
+
+def _load(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _dump(path: Path, value: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(value, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = ArgumentParser(prog="python -m dsmlab.train.recipe", description=__doc__)
+    parser.add_argument("--out", type=Path, default=Path("runs/recipe"))
+    defaults = Recipe()
+    for name in ("train", "tokenizer_steps", "lm_steps", "seed", "workers"):
+        kind = non_negative_int if name == "seed" else positive_int
+        parser.add_argument(
+            f"--{name.replace('_', '-')}", type=kind, default=getattr(defaults, name)
+        )
+    parser.add_argument(
+        "--delays", type=positive_int, nargs="+", default=list(defaults.delays), help="frames"
+    )
+    parser.add_argument("--bundle", action="store_true", help="then copy the results into data/")
+    args = parser.parse_args(argv)
+
+    def body() -> int:
+        recipe = Recipe(
+            delays=tuple(args.delays),
+            train=args.train,
+            tokenizer_steps=args.tokenizer_steps,
+            lm_steps=args.lm_steps,
+            seed=args.seed,
+            workers=args.workers,
+        )
+        print(json.dumps(run(args.out, recipe), indent=2))
+        if args.bundle:
+            bundle(args.out, data_dir() or Path("data"))
+            print(f"bundled into {data_dir()}")
+        return 0
+
+    return run_cli(body, debug=args.debug)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""A training's state on disk, so a killed training resumes where it was, losing nothing.
+
+Modules, optimizer and schedule states, the step and the log are saved together, atomically
+(a temporary file renamed over the last one). The trainings draw their batches from
+generators seeded by (seed, step), so a resumed run takes the very steps an uninterrupted one
+would have taken.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..errors import DSMLabError
+
+
+class Checkpointed:
+    def __init__(self, path: Path, seed: int) -> None:
+        self.path, self.seed = Path(path), seed
+
+    def resume(self, modules: dict) -> tuple[int, list[dict]]:
+        """Load the saved states into `modules` (name -> object with state_dict); returns the
+        step it had reached and its log, or (0, []) for a fresh start."""
+        if not self.path.is_file():
+            return 0, []
+        saved = torch.load(self.path, weights_only=False)
+        if saved["seed"] != self.seed:
+            raise DSMLabError(
+                f"{self.path} holds a training with seed {saved['seed']}, not {self.seed}: "
+                "delete it to start again, or resume with its seed"
+            )
+        for name, module in modules.items():
+            module.load_state_dict(saved["states"][name])
+        return saved["step"], saved["log"]
+
+    def save(self, modules: dict, step: int, log: list[dict]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        states = {name: module.state_dict() for name, module in modules.items()}
+        torch.save({"states": states, "step": step, "log": list(log), "seed": self.seed}, tmp)
+        tmp.replace(self.path)

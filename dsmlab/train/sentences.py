@@ -1,0 +1,70 @@
+"""The corpus's language: sentences from a small grammar over about 240 English words.
+
+Small enough for a model trained for minutes on a CPU to learn, varied enough (eight templates,
+most slots with 10 to 70 words) that test sentences can be ones training never saw.
+"""
+
+from __future__ import annotations
+
+import random
+
+LEXICON = {
+    "det": "the a every some this that my your his her our their one no".split(),
+    "adj": (
+        "small big old young red blue green yellow happy quiet loud bright dark warm cold "
+        "soft heavy light quick slow tall short clever gentle brave tired hungry busy "
+        "lazy strange simple wooden golden silver empty famous careful curious friendly "
+        "angry calm"
+    ).split(),
+    "noun": (
+        "dog cat bird horse farmer teacher doctor child river mountain garden window "
+        "table chair kitchen forest village city road bridge boat train letter book song "
+        "story picture flower tree apple bread coffee music paper door wall house market "
+        "school engine radio camera lamp clock island ocean desert cloud storm morning "
+        "evening winter summer captain pilot sailor baker singer painter neighbor "
+        "student basket blanket candle pocket ladder mirror pencil jacket hammer "
+        "bottle"
+    ).split(),
+    "verb_t": (
+        "found saw carried painted opened closed watched followed pushed pulled "
+        "cleaned moved fixed built sold bought lifted dropped wanted visited washed "
+        "counted chased helped answered borrowed noticed remembered carried "
+        "described ordered packed"
+    ).split(),
+    "verb_i": (
+        "slept laughed waited danced smiled jumped arrived rested listened worked "
+        "shouted whispered wandered"
+    ).split(),
+    "adv": (
+        "quickly slowly quietly happily early late today again outside inside "
+        "suddenly carefully rarely gladly softly twice"
+    ).split(),
+    "prep": "near behind under above beside across inside through beyond toward".split(),
+    "name": (
+        "anna peter maria james sofia david laura thomas emma oliver nina victor clara "
+        "hugo george helen martin lucy"
+    ).split(),
+    "num": "two three four five six seven eight nine ten twelve twenty".split(),
+    "plural": (
+        "dogs cats birds apples books flowers boats letters songs chairs houses trees clocks lamps"
+    ).split(),
+}
+TEMPLATES = [
+    "det adj noun verb_t det noun",
+    "name verb_t det adj noun prep det noun",
+    "det noun verb_i adv",
+    "name and name verb_t num plural",
+    "prep det noun name verb_i adv",
+    "det adj noun verb_i prep det adj noun",
+    "name verb_t num adj plural adv",
+    "det noun and det noun verb_i",
+]
+
+
+def vocabulary() -> list[str]:
+    return sorted({w for words in LEXICON.values() for w in words} | {"and"})
+
+
+def sentence(rng: random.Random) -> list[str]:
+    template = rng.choice(TEMPLATES).split()
+    return [rng.choice(LEXICON[slot]) if slot in LEXICON else slot for slot in template]
