@@ -17,7 +17,7 @@ from .loading import KNOWN_MODELS, available_models, load
 from .model import DSMModel
 from .normalizers import NORMALIZERS, get_normalizer
 from .scheduler import ENCODE_AHEAD, StreamResult, run_streams
-from .scoring import error_rates, utterance_wer
+from .scoring import error_rates, utterance_errors, utterance_wer
 from .stepper import FlushResult, StepOutput, Stepper, flush_frames
 from .timing import END_OF_PADDING_ID, PADDING_ID, Word, words_from_tokens
 from .transcribe import (
@@ -25,6 +25,7 @@ from .transcribe import (
     iter_transcripts,
     pad_for_model,
     padded_frames,
+    to_transcript,
     transcribe,
     transcribe_batch,
 )
@@ -71,7 +72,9 @@ __all__ = [
     "save_random",
     "test_split",
     "transcribe",
+    "to_transcript",
     "transcribe_batch",
+    "utterance_errors",
     "utterance_wer",
     "words_from_tokens",
 ]

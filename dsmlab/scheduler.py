@@ -31,6 +31,7 @@ class StreamResult:
     key: Hashable
     tokens: np.ndarray  # int64 [frames]
     end_of_turn: np.ndarray | None  # float32 [frames]
+    token_probs: np.ndarray  # float32 [frames]: the probability of each token as decoded
 
 
 @dataclass
@@ -82,6 +83,7 @@ def run_streams(
     pending = iter(streams)
     slots: list[_Slot | None] = [None] * batch
     tokens, end_of_turn = _History(stepper.steps), _History(stepper.steps)
+    token_probs = _History(stepper.steps)
     exhausted = False
     while True:
         fresh = torch.zeros(batch, dtype=torch.bool)
@@ -112,19 +114,19 @@ def run_streams(
                 break
             step_tokens, step_eot = stepper.step_codes(codes[:, :, k : k + 1], active)
             tokens.append(step_tokens)
+            token_probs.append(stepper.token_probs)
             if step_eot is not None:
                 end_of_turn.append(step_eot)
             for s, slot in enumerate(slots):
                 if slot is not None and active[s]:
                     slot.frames_done += 1
                     if slot.frames_left == 0:
-                        yield _result(
-                            slot, s, tokens, end_of_turn if step_eot is not None else None
-                        )
+                        eot = end_of_turn if step_eot is not None else None
+                        yield _result(slot, s, tokens, token_probs, eot)
                         slots[s] = None
         oldest = min((slot.first_step for slot in slots if slot is not None), default=stepper.steps)
-        tokens.trim(oldest)
-        end_of_turn.trim(oldest)
+        for history in (tokens, token_probs, end_of_turn):
+            history.trim(oldest)
 
 
 def _checked(
@@ -139,8 +141,15 @@ def _checked(
     return key, pcm.to(device)
 
 
-def _result(slot: _Slot, s: int, tokens: _History, end_of_turn: _History | None) -> StreamResult:
-    eot = None
-    if end_of_turn is not None:
-        eot = end_of_turn.column(s, slot.first_step, slot.frames).float().cpu().numpy()
-    return StreamResult(slot.key, tokens.column(s, slot.first_step, slot.frames).cpu().numpy(), eot)
+def _result(
+    slot: _Slot, s: int, tokens: _History, token_probs: _History, end_of_turn: _History | None
+) -> StreamResult:
+    def column(history: _History) -> np.ndarray:
+        return history.column(s, slot.first_step, slot.frames).float().cpu().numpy()
+
+    return StreamResult(
+        slot.key,
+        tokens.column(s, slot.first_step, slot.frames).cpu().numpy(),
+        None if end_of_turn is None else column(end_of_turn),
+        column(token_probs),
+    )

@@ -16,14 +16,33 @@ import kaldialign
 import numpy as np
 
 
-def utterance_wer(reference: str, hypothesis: str, merge_compounds: bool = False) -> float:
-    """(S + D + I) / reference words of one utterance."""
+def utterance_errors(
+    reference: str, hypothesis: str, merge_compounds: bool = False
+) -> dict[str, int]:
+    """One utterance's error counts: word_errors (S + D + I), reference_words, char_errors and
+    reference_chars. Summed over utterances they give the corpus rates of `error_rates`."""
     if merge_compounds:
         counts = kaldialign.edit_distance(
             reference.split(), hypothesis.split(), merge_compounds=True
         )
-        return counts["total"] / counts["ref_len"]
-    return jiwer.process_words(reference, hypothesis).wer
+        words = {"word_errors": counts["total"], "reference_words": counts["ref_len"]}
+    else:
+        out = jiwer.process_words(reference, hypothesis)
+        words = {
+            "word_errors": out.substitutions + out.deletions + out.insertions,
+            "reference_words": out.substitutions + out.deletions + out.hits,
+        }
+    chars = jiwer.process_characters(reference, hypothesis)
+    return words | {
+        "char_errors": chars.substitutions + chars.deletions + chars.insertions,
+        "reference_chars": chars.substitutions + chars.deletions + chars.hits,
+    }
+
+
+def utterance_wer(reference: str, hypothesis: str, merge_compounds: bool = False) -> float:
+    """(S + D + I) / reference words of one utterance."""
+    counts = utterance_errors(reference, hypothesis, merge_compounds)
+    return counts["word_errors"] / counts["reference_words"]
 
 
 def error_rates(

@@ -86,8 +86,17 @@ class Stepper:
         self.batch_size = batch_size
         # Greedy text decoding by default, as Kyutai evaluates; temperature > 0 samples.
         self.lm_gen = LMGen(
-            model.lm, use_sampling=temperature > 0, temp=temperature, temp_text=temperature
+            model.lm,
+            use_sampling=temperature > 0,
+            temp=temperature,
+            temp_text=temperature,
+            on_text_logits_hook=self._keep_text_probs,
         )
+        self._text_probs: torch.Tensor | None = None  # [B, text vocabulary] of the last step
+        # the probability of each slot's text token on the last step ([B], on the device)
+        self.token_probs = torch.zeros(batch_size)
+        # every extra head's class-0 probability on the last step ([B, heads]; VAD models)
+        self.head_probs: torch.Tensor | None = None
         self.frames_fed = np.zeros(batch_size, dtype=np.int64)  # LM steps per slot since reset
         self.steps = 0  # batched LM steps in this streaming session
         self._mimi_mask = torch.ones(batch_size, dtype=torch.bool)  # as moshi's state holds it
@@ -167,12 +176,17 @@ class Stepper:
         end_of_turn = None
         if self.model.has_vad:
             out, heads = self.lm_gen.step_with_extra_heads(codes)
-            end_of_turn = heads[END_OF_TURN_HEAD][:, 0, 0]
+            self.head_probs = torch.stack([head[:, 0, 0] for head in heads], dim=1)
+            end_of_turn = self.head_probs[:, END_OF_TURN_HEAD]
         else:
             out = self.lm_gen.step(codes)
         self.frames_fed += active.numpy()
         self.steps += 1
-        return out[:, 0, 0], end_of_turn
+        tokens = out[:, 0, 0]
+        if self._text_probs is not None:
+            chosen = tokens.clamp(min=0)[:, None].to(self._text_probs.device)
+            self.token_probs = self._text_probs.gather(1, chosen)[:, 0]
+        return tokens, end_of_turn
 
     def step_tensors(
         self, frames: torch.Tensor, active: torch.Tensor | None = None
@@ -205,6 +219,11 @@ class Stepper:
                 )
             )
         return outputs
+
+    def _keep_text_probs(self, logits: torch.Tensor) -> None:
+        """moshi's text-logits hook ([B, 1, 1, vocabulary]): keep the step's probabilities,
+        read in `step_codes` once the token is chosen (the word confidences)."""
+        self._text_probs = logits[:, 0, 0].float().softmax(-1)
 
     def reset(self, slots: torch.Tensor) -> None:
         """Start fresh streams in the slots of the bool mask `slots` (others are untouched)."""

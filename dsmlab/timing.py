@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
+import numpy as np
 from sentencepiece import SentencePieceProcessor
 
 from .audio import FRAME_RATE
@@ -29,6 +30,7 @@ class Word:
     start: float  # seconds into the original audio
     end: float
     emitted: float  # audio time at which the word's last token came out of the model
+    confidence: float | None = None  # probability the model gave the word's tokens
 
     def to_dict(self) -> dict:
         return {k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(self).items()}
@@ -37,6 +39,7 @@ class Word:
 @dataclass
 class _Span:
     ids: list[int]
+    frames: list[int]  # frame of each token
     first: int  # frame of the first token
     last: int  # frame of the last token
     start: float  # frame where the word starts (may precede `first`)
@@ -52,13 +55,16 @@ def words_from_tokens(
     padding_id: int = PADDING_ID,
     end_of_padding_id: int = END_OF_PADDING_ID,
     audio_end: float | None = None,
+    token_probs: Sequence[float] | None = None,
 ) -> list[Word]:
     """Words from one stream's tokens, one per frame from the first frame fed.
 
     Handles several words between two boundaries (each starts at its own first token) and a
     last word with no closing boundary: all its tokens count, and it ends `UNCLOSED_WORD_S`
     after its start (or after its last token, or at the stream end).
-    Times are clipped to [0, audio_end] when `audio_end` is given.
+    Times are clipped to [0, audio_end] when `audio_end` is given. With `token_probs` (the
+    probability of each frame's token as decoded), each word's confidence is the product over
+    its tokens.
     """
     tokens = [int(t) for t in tokens]
     segments = _segments(tokens, padding_id, end_of_padding_id)
@@ -72,14 +78,16 @@ def words_from_tokens(
             starts_word = tokenizer.id_to_piece(token).startswith(WORD_START)
             if words_here and not starts_word:
                 words_here[-1].ids.append(token)
+                words_here[-1].frames.append(pos)
                 words_here[-1].last = pos
             elif not words_here and not starts_word and spans:
                 spans[-1][0].ids.append(token)  # a word split across a boundary: keep it whole
+                spans[-1][0].frames.append(pos)
                 spans[-1][0].last = pos
                 spans[-1] = (spans[-1][0], seg_stop)
             else:
                 start = seg_start if not words_here else pos
-                words_here.append(_Span([token], pos, pos, start))
+                words_here.append(_Span([token], [pos], pos, pos, start))
         for i, span in enumerate(words_here):
             if i + 1 < len(words_here):
                 end: float = words_here[i + 1].start
@@ -102,7 +110,10 @@ def words_from_tokens(
         text = tokenizer.decode(span.ids).strip()
         if text:
             emitted = (span.last + 1) / frame_rate - prefix_s
-            words.append(Word(text, clock(span.start), clock(end), emitted))
+            confidence = None
+            if token_probs is not None:
+                confidence = float(np.prod([token_probs[f] for f in span.frames]))
+            words.append(Word(text, clock(span.start), clock(end), emitted, confidence))
     return words
 
 

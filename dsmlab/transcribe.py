@@ -146,14 +146,25 @@ def iter_transcripts(
         for result in run_streams(stepper, padded()):
             yield (
                 result.key,
-                to_transcript(model, result.tokens, result.end_of_turn, durations.pop(result.key)),
+                to_transcript(
+                    model,
+                    result.tokens,
+                    result.end_of_turn,
+                    durations.pop(result.key),
+                    result.token_probs,
+                ),
             )
 
 
 def to_transcript(
-    model: DSMModel, tokens: np.ndarray, end_of_turn: np.ndarray | None, audio_s: float
+    model: DSMModel,
+    tokens: np.ndarray,
+    end_of_turn: np.ndarray | None,
+    audio_s: float,
+    token_probs: np.ndarray | None = None,
 ) -> Transcript:
-    """Tokens of a padded stream -> text, words and per-frame VAD probabilities."""
+    """Tokens of a padded stream -> text, words (with confidences when `token_probs` are
+    given) and per-frame VAD probabilities."""
     words = words_from_tokens(
         tokens,
         model.tokenizer,
@@ -163,6 +174,7 @@ def to_transcript(
         padding_id=model.padding_id,
         end_of_padding_id=model.end_of_padding_id,
         audio_end=audio_s,
+        token_probs=token_probs,
     )
     return Transcript(
         text=decode_text(tokens, model.tokenizer, model.padding_id).strip(),

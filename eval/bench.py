@@ -29,7 +29,7 @@ from moshi.utils.compile import no_compile
 import dsmlab
 from dsmlab import ENCODE_AHEAD, pad_for_model
 
-from . import options, rundir, runner
+from . import end_to_end, options, rundir, runner
 from .data import load_eval_data
 from .results import environment, print_table, write_json
 
@@ -279,12 +279,36 @@ def main(argv: list[str] | None = None) -> int:
         default=ENCODE_AHEAD,
         help=f"dsmlab: frames per Mimi call (default {ENCODE_AHEAD})",
     )
+    parser.add_argument(
+        "--end-to-end",
+        action="store_true",
+        help="instead: a whole dataset (default synth) evaluated by Kyutai's script re-created "
+        "and by eval.wer, as whole processes (see eval/end_to_end.py)",
+    )
+    parser.add_argument(
+        "--runs", type=dsmlab.cli.positive_int, default=3, help="--end-to-end: runs of each"
+    )
+    options.add_threads(parser)
     parser.add_argument("--out", type=Path, help="run directory (default: runs/bench-<model>)")
     args = runner.parse(parser, argv)
 
     def body() -> int:
         options.fill_defaults(args, "bench")
         rundir.prepare(args.out)
+        if args.end_to_end:
+            threads = args.threads or torch.get_num_threads()
+            found = end_to_end.run(
+                args.model,
+                args.dataset or "synth",
+                args.out,
+                args.runs,
+                threads,
+                args.batch_size[-1],  # eval.wer's batch: the last --batch-size (default 8)
+            )
+            write_json(args.out / "end_to_end.json", found)
+            end_to_end.print_summary(found)
+            print(f"\nwritten: {args.out / 'end_to_end.json'}")
+            return 0
         model = load_bench_model(str(args.model), args.device)
         rows = []
         # read once: the dataset's utterances, else the bundled test speech to cut streams from

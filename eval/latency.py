@@ -1,11 +1,14 @@
 """python -m eval.latency --model M --dataset D --out DIR: how fast words and turns arrive.
 
 - word emission latency: stream time at which a word's last token came out, minus the
-  reference word end (matched words; needs reference word times);
+  reference word end, and minus its start (matched words; needs reference word times);
+- AL, LAAL, StartOffset and EndOffset of simultaneous translation, per utterance, and their
+  computation-aware values at the measured step cost (see `lagging`);
 - finalization without flush: after the audio ends, the stream time until the last word
   comes out when silence is fed in real time;
-- finalization with flush: the measured wall time of the flush steps (silence pushed at
-  once) until the last word, on this device;
+- the flush study on --flush-samples utterances (see `flush`): real-time silence, the flush
+  at batch 1 and --batch-size, and no trailing silence: WER of each (the first two must give
+  the same words) and the time from the end of the audio to the final transcript;
 - the compute cost of one step at --batch-size, and the streams it could keep in real time.
 """
 
@@ -18,8 +21,7 @@ import torch
 
 import dsmlab
 
-from . import metrics, options, plots, runner
-from .data import EvalData
+from . import flush, lagging, metrics, options, plots, runner
 from .results import print_table, write_results
 
 
@@ -50,42 +52,38 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def latency_summary(result: runner.Run, flush_samples: int, batch_size: int):
-    """Latency metrics of a finished run, with the flush and step cost measured now."""
-    flushes = measure_flush(result.model, result.data, result.records, flush_samples)
+    """Latency metrics of a finished run, with the flush study and step cost measured now."""
+    normalize = options.scoring(result.args)[0]
+    studies, references = flush_study(result, flush_samples, batch_size, normalize)
     step_s = measure_step(result.model, batch_size)
     summary = (
         metrics.wer_metrics(result.records, options.scoring(result.args)[1])
         | metrics.latency_metrics(result.records)
-        | metrics.flush_metrics(flushes, step_s, batch_size)
+        | metrics.step_metrics(step_s, batch_size)
+        | flush.flush_summary(studies, references, batch_size)
+        | lagging.lagging_summary(
+            result.records, step_s, 1 / dsmlab.FRAME_RATE, result.model.prefix_s
+        )
     )
-    return summary, {"flush_latencies_s": flushes}
+    walls = [s["flush_wall_s"] for s in studies]
+    return summary, {"flush_latencies_s": walls, "flush_study": studies}
 
 
-def measure_flush(
-    model: dsmlab.DSMModel, data: EvalData, records: list[dict], samples: int
-) -> list[float]:
-    """Stream each of the first `samples` utterances live, flush at its end, time the flush.
-
-    The value is the wall time into the flush until the last text token came out (0 when
-    every word was out before the audio ended).
-    """
-    wanted = {r["index"] for r in records if r["status"] == "ok"}
-    latencies = []
-    for utt in data:
-        if len(latencies) >= samples:
+def flush_study(
+    result: runner.Run, samples: int, batch_size: int, normalize
+) -> tuple[list[dict], list[str]]:
+    """`flush.study_utterance` on the first `samples` transcribed utterances (with each one's
+    normalized reference)."""
+    wanted = {r["index"]: r["ref_norm"] for r in result.records if r["status"] == "ok"}
+    studies, references = [], []
+    for utt in result.data:
+        if len(studies) >= samples:
             break
-        if utt.index not in wanted or utt.audio is None:
-            continue
-        audio = torch.from_numpy(utt.audio)
-        prefix = torch.zeros(round(model.prefix_s * model.sample_rate))
-        pcm = torch.cat([prefix, audio])
-        pcm = torch.nn.functional.pad(pcm, (0, -pcm.numel() % model.frame_size))
-        with dsmlab.Stepper(model, 1) as stepper:
-            for frame in pcm.view(-1, 1, model.frame_size):
-                stepper.step_tensors(frame[None])
-            last = stepper.flush([0]).last_text()
-        latencies.append(0.0 if last is None else last[1])
-    return latencies
+        if utt.index in wanted and utt.audio is not None:
+            found = flush.study_utterance(result.model, utt.audio, batch_size, normalize)
+            studies.append({"index": utt.index, **found})
+            references.append(wanted[utt.index])
+    return studies, references
 
 
 def measure_step(model: dsmlab.DSMModel, batch_size: int, steps: int = 20) -> float:

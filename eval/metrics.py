@@ -13,6 +13,8 @@ import numpy as np
 
 import dsmlab
 
+from . import intervals
+
 TOLERANCES_S = (0.04, 0.08, 0.2)
 
 
@@ -67,9 +69,30 @@ def wer_metrics(records: Sequence[dict], merge_compounds: bool = False) -> dict:
     }
     if not scored:
         return summary
-    return summary | dsmlab.error_rates(
+    summary |= dsmlab.error_rates(
         [r["ref_norm"] for r in scored], [r["hyp_norm"] for r in scored], merge_compounds
     )
+    return summary | wer_intervals(scored)
+
+
+def wer_intervals(scored: Sequence[dict]) -> dict:
+    """95% bootstrap intervals over utterances of the corpus and mean WER and the corpus CER."""
+    words = intervals.ratio(
+        [r["word_errors"] for r in scored], [r["reference_words"] for r in scored]
+    )
+    chars = intervals.ratio(
+        [r["char_errors"] for r in scored], [r["reference_chars"] for r in scored]
+    )
+    mean = intervals.mean([r["wer"] for r in scored])
+    return {
+        f"{name}_ci95": [round(found[1], 6), round(found[2], 6)]
+        for name, found in (
+            ("corpus_wer", words),
+            ("mean_utterance_wer", mean),
+            ("corpus_cer", chars),
+        )
+        if found is not None
+    }
 
 
 def timestamp_metrics(
@@ -129,12 +152,29 @@ def tcpwer(records: Sequence[dict], normalize: Callable[[str], str], collar_s: f
 
 
 def latency_metrics(records: Sequence[dict]) -> dict:
-    """Per-word emission latency (emitted - reference end) and finalization without flush."""
+    """Per-word lag behind the reference word's end and its start (matched words; medians with
+    95% bootstrap intervals over utterances), and finalization without flush."""
     ok = [r for r in records if r["status"] == "ok"]
-    latencies = [m["latency"] for r in ok for m in r.get("matches", []) if m["latency"] is not None]
+    lags = {
+        "word_latency": [
+            [m["latency"] for m in r.get("matches", []) if m["latency"] is not None] for r in ok
+        ],
+        "word_lag_from_start": [
+            [
+                m["emitted"] - m["ref_start"]
+                for m in r.get("matches", [])
+                if m["emitted"] is not None
+            ]
+            for r in ok
+        ],
+    }
     finals = [r["finalization_s"] for r in ok if r.get("finalization_s") is not None]
-    summary: dict = {"latency_words": len(latencies)}
-    summary |= _stats("word_latency", latencies)
+    summary: dict = {"latency_words": sum(len(g) for g in lags["word_latency"])}
+    for name, groups in lags.items():
+        summary |= _stats(name, [v for g in groups for v in g])
+        found = intervals.pooled(groups)
+        if found is not None:
+            summary[f"{name}_median_s_ci95"] = [round(found[1], 4), round(found[2], 4)]
     summary |= _stats("finalization_no_flush", finals)
     return summary
 
@@ -146,14 +186,13 @@ def finalization_s(hyp_words: Sequence[dict], audio_s: float) -> float | None:
     return round(max(0.0, max(w["emitted"] for w in hyp_words) - audio_s), 4)
 
 
-def flush_metrics(
-    flush_latencies: Sequence[float],
+def step_metrics(
     step_s: float,
     batch_size: int,
     frame_s: float = 1 / dsmlab.FRAME_RATE,
 ) -> dict:
-    """Finalization with the flush trick, and what one step costs at `batch_size`."""
-    return _stats("finalization_flush", flush_latencies) | {
+    """What one step costs at `batch_size`, and the live streams that allows."""
+    return {
         "step_ms": step_s * 1000,
         "step_batch_size": batch_size,
         "realtime_factor": frame_s / step_s,
@@ -172,3 +211,35 @@ def _stats(name: str, values: Sequence[float]) -> dict:
         f"{name}_max_s": float(v.max()),
         f"{name}_mean_s": float(v.mean()),
     }
+
+
+def paired_wer_differences(runs: Sequence[tuple[str, Sequence[dict]]]) -> list[dict]:
+    """Corpus WER differences between runs on the same utterances (each next run against the
+    one before, and the last against the first), with paired 95% bootstrap intervals over the
+    utterances both scored. `real`: the interval excludes 0."""
+    pairs = list(zip(runs, runs[1:], strict=False))
+    if len(runs) > 2:
+        pairs.append((runs[0], runs[-1]))
+    found = []
+    for (name_a, records_a), (name_b, records_b) in pairs:
+        a = {r["index"]: r for r in records_a if r["status"] == "ok"}
+        b = {r["index"]: r for r in records_b if r["status"] == "ok"}
+        common = sorted(set(a) & set(b))
+        if not common:
+            continue
+        counts = [
+            ([d[i]["word_errors"] for i in common], [d[i]["reference_words"] for i in common])
+            for d in (a, b)
+        ]
+        difference, low, high = intervals.paired_ratio_difference(*counts)
+        found.append(
+            {
+                "from": name_a,
+                "to": name_b,
+                "utterances": len(common),
+                "corpus_wer_difference": round(difference, 6),
+                "ci95": [round(low, 6), round(high, 6)],
+                "real": bool(low > 0 or high < 0),
+            }
+        )
+    return found

@@ -11,6 +11,8 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
+import torch
+
 import dsmlab
 from dsmlab import cli
 
@@ -65,6 +67,7 @@ def parser(script: str, doc: str | None, several_models: bool = False) -> cli.Ar
         help="streams run together (default: the protocol's: 8, kyutai 32, oalb 64)",
     )
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
+    add_threads(p)
     p.add_argument(
         "--out", type=Path, help="run directory, resumable (default: runs/<script>-<model>)"
     )
@@ -74,6 +77,20 @@ def parser(script: str, doc: str | None, several_models: bool = False) -> cli.Ar
         help="delete what an earlier run wrote into --out before starting",
     )
     return p
+
+
+def add_threads(p: cli.ArgumentParser) -> None:
+    p.add_argument(
+        "--threads",
+        type=cli.positive_int,
+        help="CPU threads for torch (default: torch's, one per core; on a shared or small "
+        "machine 1 or 2 is often faster)",
+    )
+
+
+def apply_threads(args: argparse.Namespace) -> None:
+    if getattr(args, "threads", None):
+        torch.set_num_threads(args.threads)
 
 
 def record_options(args: argparse.Namespace) -> dict:
@@ -94,6 +111,7 @@ def scoring(args: argparse.Namespace) -> tuple[Callable[[str], str], bool]:
 def fill_defaults(args: argparse.Namespace, script: str, several: bool = False) -> None:
     """--model and --out when not given: the offline default; the protocol's normalizer and
     batch size when those are not given."""
+    apply_threads(args)
     protocol = protocols.get(getattr(args, "protocol", "dsmlab"))
     if getattr(args, "normalizer", "") is None:
         args.normalizer = protocol.normalizer

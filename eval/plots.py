@@ -76,21 +76,33 @@ def against_delay(rows: Sequence[dict], path: Path) -> Path:
             "latency (s)",
             [
                 ("word_latency_median_s", "word emission (median)", 1),
-                ("finalization_no_flush_median_s", "finalization, no flush", 1),
-                ("finalization_flush_median_s", "finalization, flush", 1),
+                ("al_mean_s", "AL (mean)", 1),
+                ("laal_mean_s", "LAAL (mean)", 1),
+                ("real_time_final_s_median", "final transcript, real time", 1),
+                ("flush_wall_s_median", "final transcript, flush (wall)", 1),
+            ],
+        ),
+        (
+            "WER of the flush study (%)",
+            [
+                ("real_time_corpus_wer", "trailing silence (= flush)", 100),
+                ("no_silence_corpus_wer", "no trailing silence", 100),
             ],
         ),
     ]
-    fig = Figure(figsize=(13, 3.6))
-    axes = fig.subplots(1, 3)
+    fig = Figure(figsize=(17, 3.6))
+    axes = fig.subplots(1, 4)
     for ax, (ylabel, series) in zip(axes, panels, strict=True):
         drawn = False
         for key, label, scale in series:
             values = [r.get(key) for r in rows]
             if any(v is not None and not np.isnan(v) for v in values):
-                ax.plot(
-                    delays, [np.nan if v is None else v * scale for v in values], "o-", label=label
-                )
+                ys = np.array([np.nan if v is None else v * scale for v in values])
+                ax.plot(delays, ys, "o-", label=label)
+                bounds = [r.get(f"{key}_ci95") for r in rows]
+                if all(b is not None for b in bounds):  # 95% intervals as error bars
+                    low, high = (np.array([b[k] for b in bounds]) * scale for k in (0, 1))
+                    ax.errorbar(delays, ys, yerr=[ys - low, high - ys], fmt="none", capsize=3)
                 drawn = True
         if not drawn:
             ax.text(
@@ -108,6 +120,58 @@ def against_delay(rows: Sequence[dict], path: Path) -> Path:
             ax.legend(fontsize=8)
     fig.suptitle("The delay trade-off")
     return _save(fig, path)
+
+
+def reliability(bins: Sequence[dict], path: Path) -> Path:
+    """Reliability diagram: accuracy against confidence per bin (the diagonal is calibrated),
+    with each bin's share of words beneath."""
+    fig = Figure(figsize=(5, 5))
+    top, bottom = fig.subplots(2, 1, height_ratios=[3, 1], sharex=True)
+    centers = [(b["low"] + b["high"]) / 2 for b in bins]
+    width = bins[0]["high"] - bins[0]["low"]
+    top.bar(centers, [b["accuracy"] for b in bins], width=0.9 * width, label="accuracy")
+    top.plot([0, 1], [0, 1], "k--", lw=1, label="calibrated")
+    top.plot(centers, [b["confidence"] for b in bins], "o", color="tab:red", label="confidence")
+    top.set_ylabel("share of words correct")
+    top.set_title("Word confidence calibration")
+    top.legend(fontsize=8)
+    bottom.bar(centers, [b["words"] for b in bins], width=0.9 * width, color="grey")
+    bottom.set_xlabel("word confidence")
+    bottom.set_ylabel("words")
+    bottom.set_xlim(0, 1)
+    return _save(fig, path)
+
+
+def turn_curves(rows: Sequence[dict], pr_path: Path, latency_path: Path) -> tuple[Path, Path]:
+    """eval.turns: precision against recall per detector (one point per threshold), and the
+    median detection latency against each detector's threshold (silero: its pause rule)."""
+    detectors = sorted({r["detector"] for r in rows})
+    fig = Figure(figsize=(5.5, 4.5))
+    ax = fig.subplots()
+    for name in detectors:
+        mine = sorted((r for r in rows if r["detector"] == name), key=lambda r: r["threshold"])
+        ax.plot([r["recall"] for r in mine], [r["precision"] for r in mine], "o-", label=name)
+    ax.set_xlabel("recall (ends of turn found)")
+    ax.set_ylabel("precision (events that were ends)")
+    ax.set_xlim(0, 1.02)
+    ax.set_ylim(0, 1.02)
+    ax.set_title("End-of-turn detection")
+    ax.legend(fontsize=8)
+    _save(fig, pr_path)
+    fig = Figure(figsize=(10, 3.6))
+    semantic, acoustic = fig.subplots(1, 2)
+    for name in detectors:
+        mine = sorted((r for r in rows if r["detector"] == name), key=lambda r: r["threshold"])
+        ax = acoustic if name == "silero" else semantic
+        xs = [r["threshold"] for r in mine]
+        ax.plot(xs, [r.get("latency_median_s", np.nan) for r in mine], "o-", label=name)
+    semantic.set_xlabel("threshold")
+    acoustic.set_xlabel("silero: pause rule (s)")
+    for ax in (semantic, acoustic):
+        ax.set_ylabel("median latency after the end (s)")
+        ax.legend(fontsize=8)
+    fig.suptitle("End-of-turn detection latency")
+    return pr_path, _save(fig, latency_path)
 
 
 def _save(fig, path: Path) -> Path:

@@ -204,7 +204,8 @@ def utterance_record(
         "ref_words": utt.words,
         "finalization_s": metrics.finalization_s(words, transcript.audio_s),
     }
-    record["wer"] = dsmlab.utterance_wer(record["ref_norm"], record["hyp_norm"], merge_compounds)
+    record |= dsmlab.utterance_errors(record["ref_norm"], record["hyp_norm"], merge_compounds)
+    record["wer"] = record["word_errors"] / record["reference_words"]
     record["matches"] = metrics.match_words(utt.words, words, normalize) if utt.words else []
     return record
 

@@ -1,8 +1,9 @@
 """python -m eval.sweep --model A --model B ... --dataset D --out DIR: the delay trade-off.
 
 Each model brings its own delay (delay is a training-time choice). Every model runs through
-the shared runner into DIR/<model>/ (resumable); the sweep adds finalization with and without
-the flush trick, and writes sweep.json, sweep.csv and against_delay.png.
+the shared runner into DIR/<model>/ (resumable); the sweep adds the latency metrics and the
+flush study of `eval.latency`, 95% intervals on WER and the paired differences between
+consecutive delays, and writes sweep.json, sweep.csv and against_delay.png.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ COLUMNS = [
     "model",
     "delay_s",
     "corpus_wer",
+    "corpus_wer_ci95_low",
+    "corpus_wer_ci95_high",
     "mean_utterance_wer",
     "corpus_cer",
     "start_abs_median_s",
@@ -29,8 +32,18 @@ COLUMNS = [
     "start_within_80ms",
     "tcpwer",
     "word_latency_median_s",
+    "al_mean_s",
+    "laal_mean_s",
+    "start_offset_mean_s",
+    "end_offset_mean_s",
+    "ca_al_mean_s",
     "finalization_no_flush_median_s",
-    "finalization_flush_median_s",
+    "real_time_corpus_wer",
+    "no_silence_corpus_wer",
+    "flush_same_words",
+    "real_time_final_s_median",
+    "flush_wall_s_median",
+    "flush_batch_wall_s_median",
     "rtfx",
 ]
 
@@ -46,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> int:
         options.fill_defaults(args, "sweep", several=True)
         rundir.prepare(args.out)
-        rows = []
+        rows, runs = [], []
         for spec in args.model:
             with runner.run(args, spec, args.out / _dirname(spec)) as result:
                 if not result.is_main:
@@ -57,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
                         result.records, options.scoring(args)[0], args.collar
                     )
                 results = write_results(result, "sweep", summary, extra)
+            runs.append((result.model.name, result.model.delay_s, result.records))
             rows.append(
                 {
                     "model": result.model.name,
@@ -67,6 +81,11 @@ def main(argv: list[str] | None = None) -> int:
             )
         if not rows:
             return 0
+        runs.sort(key=lambda run: run[1])
+        differences = metrics.paired_wer_differences([(name, rec) for name, _, rec in runs])
+        for row in rows:
+            low_high = row.get("corpus_wer_ci95") or [None, None]
+            row["corpus_wer_ci95_low"], row["corpus_wer_ci95_high"] = low_high
         table = pd.DataFrame(rows).reindex(columns=COLUMNS).sort_values("delay_s")
         table.to_csv(args.out / "sweep.csv", index=False)
         command = ["python", "-m", "eval.sweep", *args.argv]
@@ -76,10 +95,19 @@ def main(argv: list[str] | None = None) -> int:
                 "command": command,
                 "command_line": shlex.join(command),
                 "rows": table.to_dict(orient="records"),
+                "differences": differences,
+                "intervals": "95% bootstrap over utterances, paired for differences",
             },
         )
         plots.against_delay(rows, args.out / "against_delay.png")
         print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+        for d in differences:
+            verdict = "real" if d["real"] else "within noise"
+            print(
+                f"{d['from']} -> {d['to']}: corpus WER {100 * d['corpus_wer_difference']:+.2f} "
+                f"points, 95% CI [{100 * d['ci95'][0]:+.2f}, {100 * d['ci95'][1]:+.2f}] "
+                f"({verdict}, {d['utterances']} utterances)"
+            )
         return 0
 
     return runner.main_guard(body, args)

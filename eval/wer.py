@@ -1,11 +1,12 @@
 """python -m eval.wer --model M --dataset D --out DIR: WER (corpus and mean per utterance), CER,
-error counts, RTFx; also an Open ASR Leaderboard manifest of the run (oalb/*.jsonl)."""
+error counts, RTFx, the calibration of word confidences (ECE, Brier, reliability.png; see
+`confidence`); also an Open ASR Leaderboard manifest of the run (oalb/*.jsonl)."""
 
 from __future__ import annotations
 
 import sys
 
-from . import metrics, options, plots, runner
+from . import confidence, metrics, options, plots, runner
 from .results import print_table, write_manifest, write_results
 
 
@@ -17,8 +18,13 @@ def main(argv: list[str] | None = None) -> int:
         with runner.run(args, args.model, args.out) as result:
             if not result.is_main:
                 return 0
-            summary = metrics.wer_metrics(result.records, options.scoring(args)[1])
-            results = write_results(result, "wer", summary)
+            normalize, merge_compounds = options.scoring(args)
+            summary = metrics.wer_metrics(result.records, merge_compounds)
+            calibration, bins = confidence.confidence_metrics(result.records, normalize)
+            summary |= calibration
+            results = write_results(result, "wer", summary, {"reliability": bins})
+            if bins:
+                plots.reliability(bins, args.out / "reliability.png")
             write_manifest(result, results["speed"]["rtfx"])
             plots.wer_histogram(result.records, args.out / "wer_histogram.png")
         print_table(

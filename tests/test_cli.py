@@ -23,7 +23,10 @@ def test_json_has_text_words_tokens_and_model_facts(tiny, tiny_dir, tmp_path, ca
         assert len(record["tokens"]) == frames  # one token per frame fed, from the first
         assert record["model"] == tiny_dir.name
         assert (record["delay_s"], record["prefix_s"]) == (0.24, 0.16)
-        assert all(set(w) == {"word", "start", "end", "emitted"} for w in record["words"])
+        assert all(
+            set(w) == {"word", "start", "end", "emitted", "confidence"} for w in record["words"]
+        )
+        assert all(0 <= w["confidence"] <= 1 for w in record["words"])
         assert len(record["end_of_turn"]) == frames
         assert isinstance(record["end_of_turn_times"], list)
     expected = transcribe(tiny, files[1])

@@ -60,7 +60,8 @@ def test_wer_run_writes_records_results_and_plot(tiny_novad_dir, tmp_path, capsy
         assert r["hyp_norm"] == normalize(r["hypothesis"])
         assert r["wer"] == pytest.approx(dsmlab.utterance_wer(r["ref_norm"], r["hyp_norm"]))
         assert r["audio_s"] == pytest.approx(1.0 + 0.25 * (r["index"] % 4))
-    assert all(set(w) == {"word", "start", "end", "emitted"} for w in words)
+    assert all(set(w) == {"word", "start", "end", "emitted", "confidence"} for w in words)
+    assert all(0 <= w["confidence"] <= 1 for w in words)
     results = json.loads((out / "results.json").read_text())
     assert results["metrics"]["utterances"] == 5 and results["metrics"]["failed"] == 1
     assert results["metrics"]["corpus_wer"] == pytest.approx(

@@ -55,14 +55,30 @@ def test_latency_words_arrive_about_one_delay_after_they_are_spoken(latency_run)
     assert summary["word_latency_max_s"] == pytest.approx(max(lags))
     # emitted = start + delay (1.28 s) + a frame per token; latency counts from the word's end
     assert 0.5 < summary["word_latency_median_s"] < 1.28 + 0.2
+    low, high = summary["word_latency_median_s_ci95"]
+    assert low <= summary["word_latency_median_s"] <= high
+    # a word's lag from its start exceeds its lag from its end by the word's duration
+    assert summary["word_lag_from_start_median_s"] > summary["word_latency_median_s"]
+    # AL over stream time; at 1.28 s delay every word lags by more than the delay's share
+    assert 0.5 < summary["al_mean_s"] < 3.0 and summary["laal_mean_s"] >= summary["al_mean_s"]
+    assert summary["start_offset_mean_s"] > 1.28
+    assert summary["ca_al_mean_s"] > summary["al_mean_s"]  # each step costs wall time
 
 
 def test_latency_flush_is_faster_than_waiting_in_real_time(latency_run):
     result = results(latency_run)
     summary = result["metrics"]
-    assert len(result["flush_latencies_s"]) == 2
+    assert len(result["flush_latencies_s"]) == len(result["flush_study"]) == 2
     # 17 silent frames pushed at once on a model several times faster than real time
-    assert summary["finalization_flush_median_s"] < summary["finalization_no_flush_median_s"]
+    assert summary["flush_wall_s_median"] < summary["real_time_final_s_median"]
+    # the same silence, at once or in real time, at batch 1 or batch N: the same words
+    assert summary["flush_same_words"] is True
+    for study in result["flush_study"]:
+        texts = study["texts"]
+        assert texts["flush"] == texts["flush_batch"] == texts["real_time"]
+        # without trailing silence the last delay's words are never written
+        assert len(texts["no_silence"].split()) < len(texts["real_time"].split())
+    assert summary["no_silence_corpus_wer"] > summary["real_time_corpus_wer"]
     assert summary["realtime_factor"] == pytest.approx(0.08 / (summary["step_ms"] / 1000))
     assert (latency_run / "latency_cdf.png").stat().st_size > 10_000
 
@@ -80,5 +96,17 @@ def test_sweep_orders_models_by_delay_and_latency_grows_with_it(tmp_path):
     for row in rows:
         per_model = results(out / row["model"])["metrics"]
         assert float(row["corpus_wer"]) == pytest.approx(per_model["corpus_wer"])
-    assert json.loads((out / "sweep.json").read_text())["rows"][0]["model"] == "synth-d2"
+    sweep_json = json.loads((out / "sweep.json").read_text())
+    assert sweep_json["rows"][0]["model"] == "synth-d2"
+    (difference,) = sweep_json["differences"]  # two models: one paired difference
+    assert (difference["from"], difference["to"], difference["utterances"]) == (
+        "synth-d2",
+        "synth-d16",
+        3,
+    )
+    low, high = difference["ci95"]
+    assert low <= difference["corpus_wer_difference"] <= high
+    assert difference["corpus_wer_difference"] == pytest.approx(
+        float(rows[1]["corpus_wer"]) - float(rows[0]["corpus_wer"])
+    )
     assert (out / "against_delay.png").stat().st_size > 10_000

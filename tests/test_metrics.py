@@ -4,8 +4,8 @@ import dsmlab
 from eval import metrics
 
 
-def record(index, ref_norm, hyp_norm, ref_words=None, words=None, audio_s=2.0):
-    r = {
+def record(index, ref_norm, hyp_norm, ref_words=None, words=None, audio_s=2.0, merge=False):
+    r = dsmlab.utterance_errors(ref_norm, hyp_norm, merge) | {
         "index": index,
         "status": "ok",
         "ref_norm": ref_norm,
@@ -17,6 +17,7 @@ def record(index, ref_norm, hyp_norm, ref_words=None, words=None, audio_s=2.0):
     normalize = dsmlab.get_normalizer("whisper", "en")
     r["matches"] = metrics.match_words(ref_words, r["words"], normalize) if ref_words else []
     r["finalization_s"] = metrics.finalization_s(r["words"], audio_s)
+    r["wer"] = r["word_errors"] / r["reference_words"]
     return r
 
 
@@ -41,7 +42,9 @@ def test_the_leaderboards_scoring_merges_split_compounds():
     'whitepaper' is no error; plain Levenshtein counts a substitution and a deletion."""
     records = [record(0, "a white paper today", "a whitepaper today")]
     assert metrics.wer_metrics(records)["corpus_wer"] == pytest.approx(2 / 4)
-    merged = metrics.wer_metrics(records, merge_compounds=True)
+    merged = metrics.wer_metrics(
+        [record(0, "a white paper today", "a whitepaper today", merge=True)], merge_compounds=True
+    )
     assert merged["corpus_wer"] == 0 and merged["reference_words"] == 4
     assert dsmlab.utterance_wer("a white paper today", "a whitepaper today", True) == 0
 
@@ -113,8 +116,20 @@ def test_latency_and_finalization():
     assert metrics.finalization_s([], 1.0) is None
 
 
-def test_flush_metrics_and_step_capacity():
-    m = metrics.flush_metrics([0.01, 0.03, 0.02], step_s=0.01, batch_size=4)
-    assert m["finalization_flush_median_s"] == pytest.approx(0.02)
+def test_step_capacity():
+    m = metrics.step_metrics(step_s=0.01, batch_size=4)
     assert m["realtime_factor"] == pytest.approx(8.0)
     assert m["streams_realtime_estimate"] == 32
+
+
+def test_paired_wer_differences_compare_runs_on_their_common_utterances():
+    a = [record(i, "one two three four", "one two three four") for i in range(5)]
+    b = [record(i, "one two three four", "one two three") for i in range(5)]
+    b.append(record(9, "x", "y"))  # only in b: not compared
+    (found,) = metrics.paired_wer_differences([("a", a), ("b", b)])
+    assert (found["from"], found["to"], found["utterances"]) == ("a", "b", 5)
+    assert found["corpus_wer_difference"] == pytest.approx(0.25)
+    assert found["ci95"] == [0.25, 0.25] and found["real"]
+    three = metrics.paired_wer_differences([("a", a), ("b", b), ("c", a)])
+    assert [(d["from"], d["to"]) for d in three] == [("a", "b"), ("b", "c"), ("a", "c")]
+    assert three[2]["corpus_wer_difference"] == 0 and not three[2]["real"]

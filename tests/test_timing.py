@@ -77,3 +77,18 @@ def test_a_word_split_by_a_boundary_stays_one_word():
 def test_no_text_gives_no_words_and_text_decodes_everything_above_padding():
     assert words([3, 0, 3, 0, 3]) == []
     assert decode_text([3, 0, 4, 3, 5, 6, 0], Pieces()) == "hello world"
+
+
+def test_a_word_confidence_is_the_product_of_its_tokens_probabilities():
+    #         0    1    2    3    4    5    6
+    tokens = [0, 5, 6, 3, 0, 4, 7]
+    probs = [0.9, 0.5, 0.8, 0.99, 0.7, 0.6, 0.25]
+    found = words_from_tokens(tokens, Pieces(), prefix_s=0.0, delay_s=0.0, token_probs=probs)
+    assert [(w.word, w.confidence) for w in found] == [
+        ("world", pytest.approx(0.5 * 0.8)),  # padding and boundaries do not count
+        ("hello", pytest.approx(0.6)),
+        ("a", pytest.approx(0.25)),
+    ]
+    assert all(
+        w.confidence is None for w in words_from_tokens(tokens, Pieces(), prefix_s=0.0, delay_s=0.0)
+    )

@@ -1,0 +1,289 @@
+"""python -m eval.turns --model M --out DIR: how well end-of-turn is detected, three ways.
+
+Conversations with known turn ends and mid-turn pauses are built from the dataset's word
+times (see `turn_streams`), streamed through the model in real-time order, and each
+detector's events are scored:
+
+- semantic: each VAD head of the model, firing when its probability reaches a threshold
+  (every threshold of --thresholds);
+- unmute: the policy of Kyutai's Unmute: head 2's probability through an exponential moving
+  average (half-life 10 ms, starting at 1.0, ignored for the first 12 steps and set to 0 when
+  the turn's first word comes out), firing above a threshold (0.6 in Unmute) once per turn;
+- silero: the acoustic VAD silero-vad (its packaged weights), speech segments ending after a
+  pause of P seconds (every P of --pauses), the event at segment end + P.
+
+Per detector and threshold: precision, recall and F1 of end-of-turn events within
+--tolerance, detection latency after the true end (median, p90), and false triggers in
+mid-turn pauses (per mid-turn pause, and per minute of audio); 95% bootstrap intervals over
+conversations for F1 and the latency median. Writes turns.json, turns.csv, turns_pr.png and
+turns_latency.png.
+"""
+
+from __future__ import annotations
+
+import random
+import shlex
+import sys
+
+import julius
+import numpy as np
+import pandas as pd
+import torch
+from silero_vad import load_silero_vad
+
+import dsmlab
+
+from . import intervals, options, plots, rundir
+from .data import load_eval_data
+from .results import write_json
+from .turn_streams import Conversation, Score, build_conversation, rates, score_events
+
+SILERO_RATE = 16000
+UNMUTE_HALF_LIFE_S, UNMUTE_WARM_UP_STEPS, UNMUTE_HEAD = 0.01, 12, 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = options.parser("turns", __doc__)
+    parser.add_argument("--conversations", type=dsmlab.cli.positive_int, default=20)
+    parser.add_argument("--turns", type=dsmlab.cli.positive_int, default=4, help="per conversation")
+    parser.add_argument("--turn-gap", type=dsmlab.cli.positive_float, default=3.0, help="seconds")
+    parser.add_argument(
+        "--mid-pauses", type=dsmlab.cli.positive_float, nargs="+", default=[0.5, 1.0, 1.5]
+    )
+    parser.add_argument("--tolerance", type=dsmlab.cli.positive_float, default=2.5, help="seconds")
+    parser.add_argument(
+        "--thresholds",
+        type=dsmlab.cli.probability,
+        nargs="+",
+        default=[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9],
+    )
+    parser.add_argument(
+        "--pauses",
+        type=dsmlab.cli.positive_float,
+        nargs="+",
+        default=[0.2, 0.4, 0.6, 0.8, 1.0, 1.5, 2.0],
+        help="silero pause rules (s)",
+    )
+    parser.add_argument("--seed", type=dsmlab.cli.non_negative_int, default=0)
+    args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
+
+    def body() -> int:
+        options.fill_defaults(args, "turns")
+        if args.tolerance >= args.turn_gap:
+            raise dsmlab.UsageError("--tolerance must be shorter than --turn-gap")
+        rundir.prepare(args.out)
+        with rundir.locked(args.out):
+            model = dsmlab.load(args.model, device=args.device)
+            if not model.has_vad:
+                raise dsmlab.DSMLabError(f"{model.name} has no VAD heads: nothing to evaluate")
+            conversations = build(args)
+            sources = {"dataset": args.dataset, "split": args.split}
+            sources["conversations"] = [c.source_ids for c in conversations]
+            settings = ("turn_gap", "mid_pauses", "tolerance", "thresholds", "pauses", "seed")
+            identity = rundir.identity(model, sources, {k: getattr(args, k) for k in settings})
+            rundir.claim(args.out, identity, args.overwrite)
+            table = evaluate(model, conversations, args)
+            write(args, model, conversations, table)
+        return 0
+
+    return dsmlab.run_cli(body, debug=args.debug)
+
+
+def build(args) -> list[Conversation]:
+    """Conversations of --turns utterances with word times each, from the dataset's rows."""
+    data = load_eval_data(
+        args.dataset,
+        args.config,
+        args.split,
+        args.text_column,
+        args.max_samples,
+        args.streaming,
+        args.revision,
+    )
+    usable = [u for u in data if u.audio is not None and u.words]
+    needed = args.conversations * args.turns
+    if len(usable) < args.turns:
+        raise dsmlab.DSMLabError(
+            f"{data.name}: {len(usable)} rows with audio and word times; eval.turns needs "
+            f"at least --turns ({args.turns})"
+        )
+    rng = random.Random(args.seed)
+    picks = [usable[i % len(usable)] for i in range(needed)]
+    rng.shuffle(picks)
+    return [
+        build_conversation(
+            picks[c * args.turns : (c + 1) * args.turns],
+            dsmlab.SAMPLE_RATE,
+            args.turn_gap,
+            args.mid_pauses,
+            rng,
+        )
+        for c in range(args.conversations)
+    ]
+
+
+def evaluate(model: dsmlab.DSMModel, conversations: list[Conversation], args) -> list[dict]:
+    """Every detector at every threshold: one row each."""
+    streams = [stream_heads(model, c) for c in conversations]
+    detectors: dict[tuple[str, float], list[list[float]]] = {}
+    heads = streams[0][1].shape[1]
+    for head in range(heads):
+        for threshold in args.thresholds:
+            detectors[(f"head {head}", threshold)] = [
+                crossings(times, probs[:, head], threshold) for times, probs, _ in streams
+            ]
+    for threshold in args.thresholds:
+        detectors[("unmute", threshold)] = [
+            unmute_events(times, probs[:, UNMUTE_HEAD], first_words, threshold)
+            for times, probs, first_words in streams
+        ]
+    vad = load_silero_vad()
+    speech = [silero_speech(vad, c) for c in conversations]
+    for pause in args.pauses:
+        detectors[("silero", pause)] = [silero_events(s, pause) for s in speech]
+    minutes = sum(c.duration_s for c in conversations) / 60
+    return [
+        row(
+            name,
+            threshold,
+            [
+                score_events(e, c.boundaries, args.tolerance)
+                for e, c in zip(events, conversations, strict=True)
+            ],
+            minutes,
+        )
+        for (name, threshold), events in detectors.items()
+    ]
+
+
+def row(detector: str, threshold: float, scores: list[Score], minutes: float) -> dict:
+    total = sum(scores[1:], scores[0])
+    found = {"detector": detector, "threshold": threshold, **rates(total)}
+    picks = intervals.draws(len(scores))
+    sampled = [rates(sum((scores[i] for i in pick[1:]), scores[pick[0]]))["f1"] for pick in picks]
+    found["f1_ci95"] = [float(np.percentile(sampled, 2.5)), float(np.percentile(sampled, 97.5))]
+    if total.latencies:
+        found["latency_median_s"] = float(np.median(total.latencies))
+        found["latency_p90_s"] = float(np.percentile(total.latencies, 90))
+        median = intervals.pooled([s.latencies for s in scores])
+        found["latency_median_s_ci95"] = [median[1], median[2]]
+    found["mid_turn_triggers_per_pause"] = total.mid_turn_triggers / max(total.mid_turn_pauses, 1)
+    found["mid_turn_triggers_per_min"] = total.mid_turn_triggers / minutes
+    found["events"], found["ends_of_turn"] = total.events, total.ends
+    return found
+
+
+@torch.no_grad()
+def stream_heads(model: dsmlab.DSMModel, conversation: Conversation):
+    """Stream one conversation frame by frame: (the stream time after each frame, every head's
+    probability per frame [frames, heads], the times of turns' first words)."""
+    prefix = np.zeros(round(model.prefix_s * model.sample_rate), np.float32)
+    pcm = torch.from_numpy(np.concatenate([prefix, conversation.audio]))
+    pcm = torch.nn.functional.pad(pcm, (0, -pcm.numel() % model.frame_size))
+    tokens, probs = [], []
+    with dsmlab.Stepper(model, 1) as stepper:
+        for frame in pcm.view(-1, 1, model.frame_size):
+            tokens.append(int(stepper.step_tensors(frame[None].to(model.device))[0][0]))
+            probs.append(stepper.head_probs[0].float().cpu().numpy())
+    times = (np.arange(len(tokens)) + 1) / model.frame_rate - model.prefix_s
+    transcript = dsmlab.to_transcript(model, np.array(tokens), None, conversation.duration_s)
+    return times, np.stack(probs), [w.emitted for w in transcript.words]
+
+
+def crossings(times: np.ndarray, probs: np.ndarray, threshold: float) -> list[float]:
+    """Stream times where the probability reaches `threshold` (after being below)."""
+    return [float(times[f]) for f in dsmlab.end_of_turn_frames(probs, threshold)]
+
+
+def unmute_events(times, probs, word_times, threshold: float) -> list[float]:
+    """Unmute's pause rule over one stream (see the module docstring)."""
+    words = sorted(word_times)
+    value, speaking, events, w = 1.0, False, [], 0
+    alpha = 1 - np.exp(-np.log(2) * (times[1] - times[0]) / UNMUTE_HALF_LIFE_S)
+    for step, (t, p) in enumerate(zip(times, probs, strict=True)):
+        if step >= UNMUTE_WARM_UP_STEPS:
+            value = (1 - alpha) * value + alpha * float(p)
+        while w < len(words) and words[w] <= t + 1e-9:
+            if not speaking:  # the turn's first word: Unmute resets the average
+                speaking, value = True, 0.0
+            w += 1
+        if speaking and value > threshold:
+            events.append(float(t))
+            speaking = False
+    return events
+
+
+def silero_speech(vad, conversation: Conversation) -> torch.Tensor:
+    """silero-vad's speech probability per 32 ms chunk of 16 kHz audio."""
+    vad.reset_states()
+    audio = torch.from_numpy(conversation.audio)[None]
+    audio16 = julius.resample_frac(audio, conversation.sample_rate, SILERO_RATE)[0]
+    chunk = 512
+    audio16 = torch.nn.functional.pad(audio16, (0, -audio16.numel() % chunk))
+    with torch.no_grad():
+        return torch.stack([vad(c[None], SILERO_RATE)[0, 0] for c in audio16.view(-1, chunk)])
+
+
+def silero_events(speech: torch.Tensor, pause_s: float, threshold: float = 0.5) -> list[float]:
+    """Ends of speech followed by `pause_s` of non-speech: the event at end + pause."""
+    chunk_s = 512 / SILERO_RATE
+    events, speaking, silent = [], False, 0
+    for k, p in enumerate(speech.tolist()):
+        if p >= threshold:
+            speaking, silent = True, 0
+        elif speaking:
+            silent += 1
+            if silent * chunk_s >= pause_s:
+                events.append((k + 1) * chunk_s)
+                speaking = False
+    return events
+
+
+def write(args, model, conversations, table: list[dict]) -> None:
+    frame = pd.DataFrame(table)
+    frame.drop(columns=[c for c in frame if c.endswith("_ci95")]).to_csv(
+        args.out / "turns.csv", index=False
+    )
+    command = ["python", "-m", "eval.turns", *args.argv]
+    write_json(
+        args.out / "turns.json",
+        {
+            "command": command,
+            "command_line": shlex.join(command),
+            "model": model.name,
+            "delay_s": model.delay_s,
+            "conversations": len(conversations),
+            "audio_s": round(sum(c.duration_s for c in conversations), 2),
+            "ends_of_turn": sum(
+                b.kind == "end_of_turn" for c in conversations for b in c.boundaries
+            ),
+            "mid_turn_pauses": sum(
+                b.kind == "mid_turn" for c in conversations for b in c.boundaries
+            ),
+            "tolerance_s": args.tolerance,
+            "turn_gap_s": args.turn_gap,
+            "mid_pauses_s": args.mid_pauses,
+            "rows": table,
+        },
+    )
+    plots.turn_curves(table, args.out / "turns_pr.png", args.out / "turns_latency.png")
+    best = frame.sort_values("f1", ascending=False).groupby("detector").head(1)
+    print(f"{model.name}: end of turn, best F1 per detector ({len(conversations)} conversations)")
+    print(
+        best[
+            [
+                "detector",
+                "threshold",
+                "precision",
+                "recall",
+                "f1",
+                "latency_median_s",
+                "mid_turn_triggers_per_pause",
+            ]
+        ].to_string(index=False, float_format=lambda v: f"{v:.3f}")
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
