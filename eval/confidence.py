@@ -24,6 +24,7 @@ from . import intervals
 from .metrics import word_tokens
 
 BINS = 10
+SCORES = ("ece", "brier", "word_accuracy", "mean_confidence")
 
 
 def word_outcomes(record: dict, normalize: Callable[[str], str]) -> list[tuple[float, bool]]:
@@ -54,31 +55,33 @@ def word_outcomes(record: dict, normalize: Callable[[str], str]) -> list[tuple[f
 def calibration(pairs: np.ndarray) -> dict:
     """ECE, Brier score, accuracy, mean confidence and the reliability bins of [N, 2] pairs
     (confidence, correct)."""
+    found = dict(zip(SCORES, scores(pairs), strict=True))
     confidence, correct = pairs[:, 0], pairs[:, 1]
     which = np.minimum((confidence * BINS).astype(int), BINS - 1)
-    bins = []
-    ece = 0.0
-    for b in range(BINS):
-        inside = which == b
-        if inside.any():
-            gap = abs(correct[inside].mean() - confidence[inside].mean())
-            ece += inside.mean() * gap
-            bins.append(
-                {
-                    "low": b / BINS,
-                    "high": (b + 1) / BINS,
-                    "words": int(inside.sum()),
-                    "confidence": round(float(confidence[inside].mean()), 4),
-                    "accuracy": round(float(correct[inside].mean()), 4),
-                }
-            )
-    return {
-        "ece": float(ece),
-        "brier": float(np.mean((confidence - correct) ** 2)),
-        "word_accuracy": float(correct.mean()),
-        "mean_confidence": float(confidence.mean()),
-        "bins": bins,
-    }
+    found["bins"] = [
+        {
+            "low": b / BINS,
+            "high": (b + 1) / BINS,
+            "words": int((which == b).sum()),
+            "confidence": round(float(confidence[which == b].mean()), 4),
+            "accuracy": round(float(correct[which == b].mean()), 4),
+        }
+        for b in range(BINS)
+        if (which == b).any()
+    ]
+    return found
+
+
+def scores(pairs: np.ndarray) -> np.ndarray:
+    """[ece, brier, word_accuracy, mean_confidence] of [N, 2] pairs, vectorized (the bootstrap
+    calls it once per resample)."""
+    confidence, correct = pairs[:, 0], pairs[:, 1]
+    which = np.minimum((confidence * BINS).astype(int), BINS - 1)
+    gaps = np.abs(
+        np.bincount(which, correct, minlength=BINS) - np.bincount(which, confidence, BINS)
+    )
+    ece = gaps.sum() / len(pairs)  # sum over bins of (n_b / N) * |acc_b - conf_b|
+    return np.array([ece, np.mean((confidence - correct) ** 2), correct.mean(), confidence.mean()])
 
 
 def confidence_metrics(
@@ -94,8 +97,12 @@ def confidence_metrics(
     found = calibration(everything)
     bins = found.pop("bins")
     summary: dict = {"confidence_words": len(everything)}
-    for name, value in found.items():
-        summary[name] = round(value, 6)
-        interval = intervals.pooled(groups, lambda pairs, n=name: calibration(pairs)[n])
-        summary[f"{name}_ci95"] = [round(interval[1], 6), round(interval[2], 6)]
+    arrays = [np.asarray(g, float) for g in groups]
+    sampled = np.array(
+        [scores(np.concatenate([arrays[i] for i in pick])) for pick in intervals.draws(len(arrays))]
+    )
+    low, high = np.percentile(sampled, [2.5, 97.5], axis=0)
+    for k, name in enumerate(SCORES):
+        summary[name] = round(found[name], 6)
+        summary[f"{name}_ci95"] = [round(float(low[k]), 6), round(float(high[k]), 6)]
     return summary, bins

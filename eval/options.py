@@ -17,7 +17,7 @@ import dsmlab
 from dsmlab import cli
 
 from . import protocols
-from .data import DEFAULT_DATASET
+from .data import DEFAULT_DATASET, EvalData, load_eval_data
 
 DSMLAB_BATCH = 8  # the dsmlab protocol's default batch size
 
@@ -91,6 +91,21 @@ def add_threads(p: cli.ArgumentParser) -> None:
 def apply_threads(args: argparse.Namespace) -> None:
     if getattr(args, "threads", None):
         torch.set_num_threads(args.threads)
+
+
+def eval_data(args: argparse.Namespace, rank: int = 0, world: int = 1) -> EvalData:
+    """The dataset the shared options name (this rank's shard under torchrun)."""
+    return load_eval_data(
+        args.dataset,
+        args.config,
+        args.split,
+        args.text_column,
+        args.max_samples,
+        args.streaming,
+        args.revision,
+        rank,
+        world,
+    )
 
 
 def record_options(args: argparse.Namespace) -> dict:

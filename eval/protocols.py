@@ -40,7 +40,7 @@ class Protocol:
                 if self.speed_includes_data
                 else "RTFx = audio s / inference s (decoding and resampling excluded)"
             )
-            + (", after an untimed warm-up pass" if self.warm_up else ", no warm-up"),
+            + (", after an untimed warm-up pass on CUDA" if self.warm_up else ", no warm-up"),
         }
 
 

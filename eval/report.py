@@ -11,6 +11,7 @@ import base64
 import html
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import dsmlab
@@ -18,6 +19,7 @@ import dsmlab
 from . import rundir, runner
 from .records import read_records
 from .results import read_results
+from .turn_streams import best_per_detector
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,10 +33,11 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> int:
         runs = [load_run(d) for d in _expand(args.runs)]
-        sweeps = [load_sweep(d) for d in args.runs if (d / "sweep.json").is_file()]
+        sections = [s for d in args.runs if (d / "sweep.json").is_file() for s in load_sweep(d)]
+        sections += [load_turns(d) for d in args.runs if (d / "turns.json").is_file()]
         rundir.prepare(args.out)
-        (args.out / "report.md").write_text(markdown(runs, sweeps, args.worst))
-        (args.out / "report.html").write_text(html_page(runs, sweeps, args.worst))
+        (args.out / "report.md").write_text(markdown(runs, sections, args.worst))
+        (args.out / "report.html").write_text(html_page(runs, sections, args.worst))
         print(f"{args.out / 'report.md'}\n{args.out / 'report.html'}")
         return 0
 
@@ -50,28 +53,67 @@ def load_run(run_dir: Path) -> dict:
     }
 
 
-def load_sweep(sweep_dir: Path) -> dict:
+@dataclass
+class Section:
+    """A table of a sweep or an end-of-turn evaluation, with its command and plots."""
+
+    title: str
+    header: list[str]
+    body: list[list[str]]
+    command: str
+    plots: list[Path]
+
+
+def load_sweep(sweep_dir: Path) -> list[Section]:
+    """The sweep's table, and the paired differences between its delays."""
+    sweep = _read(sweep_dir / "sweep.json")
     try:
-        sweep = json.loads((sweep_dir / "sweep.json").read_text())
         rows, command = list(sweep["rows"]), sweep["command_line"]
-    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
-        raise dsmlab.DSMLabError(
-            f"{sweep_dir / 'sweep.json'} is corrupt; rerun the sweep (its runs are kept)"
-        ) from None
-    return {
-        "dir": sweep_dir,
-        "command": command,
-        "rows": rows,
-        "plots": sorted(sweep_dir.glob("*.png")),
-    }
+        differences = list(sweep.get("differences", []))
+    except (KeyError, TypeError):
+        raise _corrupt(sweep_dir / "sweep.json") from None
+    sections = [Section("Delay sweep", *_table(rows), command, sorted(sweep_dir.glob("*.png")))]
+    if differences:
+        shown = [
+            {
+                "from": d["from"],
+                "to": d["to"],
+                "corpus WER difference (points)": f"{100 * d['corpus_wer_difference']:+.2f}",
+                "95% CI": f"[{100 * d['ci95'][0]:+.2f}, {100 * d['ci95'][1]:+.2f}]",
+                "beyond noise": d["real"],
+                "utterances": d["utterances"],
+            }
+            for d in differences
+        ]
+        sections.append(Section("Differences between delays (paired)", *_table(shown), "", []))
+    return sections
 
 
-def _sweep_table(sweep: dict) -> tuple[list[str], list[list[str]]]:
-    header = list(sweep["rows"][0]) if sweep["rows"] else []
-    body = [
-        [f"{v:.4f}" if isinstance(v, float) else str(v) for v in row.values()]
-        for row in sweep["rows"]
-    ]
+def load_turns(turns_dir: Path) -> Section:
+    """eval.turns: the best threshold of each detector (by F1)."""
+    turns = _read(turns_dir / "turns.json")
+    try:
+        rows = best_per_detector(turns["rows"])
+        title = f"End of turn: {turns['model']} (best threshold per detector)"
+        return Section(title, *_table(rows), turns["command_line"], sorted(turns_dir.glob("*.png")))
+    except (KeyError, TypeError):
+        raise _corrupt(turns_dir / "turns.json") from None
+
+
+def _read(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise _corrupt(path) from None
+
+
+def _corrupt(path: Path) -> dsmlab.DSMLabError:
+    return dsmlab.DSMLabError(f"{path} is corrupt; rerun the command that wrote it")
+
+
+def _table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
+    header = list(rows[0]) if rows else []
+    body = [[f"{v:.4f}" if isinstance(v, float) else str(v) for v in row.values()] for row in rows]
     return header, body
 
 
@@ -82,7 +124,10 @@ def _expand(dirs: list[Path]) -> list[Path]:
         children = (
             sorted(c for c in d.iterdir() if (c / "results.json").is_file()) if d.is_dir() else []
         )
-        expanded += children if (d / "sweep.json").is_file() and children else [d]
+        if (d / "sweep.json").is_file() and children:
+            expanded += children
+        elif not (d / "turns.json").is_file():  # an end-of-turn run is a section, not a run
+            expanded.append(d)
     return expanded
 
 
@@ -114,22 +159,22 @@ def _worst(run: dict, n: int) -> list[dict]:
     return sorted(ok, key=lambda r: -r["wer"])[:n]
 
 
-def markdown(runs: list[dict], sweeps: list[dict], worst: int) -> str:
+def markdown(runs: list[dict], sections: list[Section], worst: int) -> str:
     def cell(text) -> str:
         return html.escape(str(text)).replace("|", "\\|").replace("\n", " ")
 
     lines = ["# dsmlab evaluation report", ""]
-    for sweep in sweeps:
-        header, body = _sweep_table(sweep)
+    for section in sections:
         lines += [
-            "## Delay sweep",
+            f"## {cell(section.title)}",
             "",
-            "| " + " | ".join(map(cell, header)) + " |",
-            "|" + " --- |" * len(header),
+            "| " + " | ".join(map(cell, section.header)) + " |",
+            "|" + " --- |" * len(section.header),
         ]
-        lines += ["| " + " | ".join(map(cell, row)) + " |" for row in body]
-        lines += ["", "```bash", sweep["command"], "```", ""]
-        lines += [f"![{p.name}]({p.resolve()})" for p in sweep["plots"]] + [""]
+        lines += ["| " + " | ".join(map(cell, row)) + " |" for row in section.body]
+        if section.command:
+            lines += ["", "```bash", section.command, "```"]
+        lines += [""] + [f"![{p.name}]({p.resolve()})" for p in section.plots] + [""]
     for run in runs:
         r = run["results"]
         lines += [
@@ -163,7 +208,7 @@ def markdown(runs: list[dict], sweeps: list[dict], worst: int) -> str:
     return "\n".join(lines)
 
 
-def html_page(runs: list[dict], sweeps: list[dict], worst: int) -> str:
+def html_page(runs: list[dict], sections: list[Section], worst: int) -> str:
     e = html.escape
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>dsmlab report</title>",
@@ -171,17 +216,19 @@ def html_page(runs: list[dict], sweeps: list[dict], worst: int) -> str:
         "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px}"
         "img{max-width:100%}</style></head><body><h1>dsmlab evaluation report</h1>",
     ]
-    for sweep in sweeps:
-        header, body = _sweep_table(sweep)
+    for section in sections:
         parts.append(
-            "<h2>Delay sweep</h2><table><tr>"
-            + "".join(f"<th>{e(h)}</th>" for h in header)
+            f"<h2>{e(section.title)}</h2><table><tr>"
+            + "".join(f"<th>{e(h)}</th>" for h in section.header)
             + "</tr>"
-            + "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in body)
+            + "".join(
+                "<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in section.body
+            )
             + "</table>"
         )
-        parts.append(f"<pre>{e(sweep['command'])}</pre>")
-        parts += [_img(p) for p in sweep["plots"]]
+        if section.command:
+            parts.append(f"<pre>{e(section.command)}</pre>")
+        parts += [_img(p) for p in section.plots]
     for run in runs:
         r = run["results"]
         parts.append(f"<h2>{e(str(r['model']['model']))} on {e(str(r['data']['dataset']))}</h2>")

@@ -144,3 +144,23 @@ def rates(score: Score) -> dict:
     recall = score.hits / score.ends if score.ends else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return {"precision": precision, "recall": recall, "f1": f1}
+
+
+SUMMARY = [
+    "detector",
+    "threshold",
+    "precision",
+    "recall",
+    "f1",
+    "latency_median_s",
+    "mid_turn_triggers_per_pause",
+]
+
+
+def best_per_detector(rows: Sequence[dict]) -> list[dict]:
+    """The SUMMARY columns of each detector's row with the highest F1 (first detector first)."""
+    best: dict[str, dict] = {}
+    for row in rows:
+        if row["detector"] not in best or row["f1"] > best[row["detector"]]["f1"]:
+            best[row["detector"]] = row
+    return [{k: row.get(k) for k in SUMMARY} for row in best.values()]

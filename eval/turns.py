@@ -34,9 +34,15 @@ from silero_vad import load_silero_vad
 import dsmlab
 
 from . import intervals, options, plots, rundir
-from .data import load_eval_data
 from .results import write_json
-from .turn_streams import Conversation, Score, build_conversation, rates, score_events
+from .turn_streams import (
+    Conversation,
+    Score,
+    best_per_detector,
+    build_conversation,
+    rates,
+    score_events,
+)
 
 SILERO_RATE = 16000
 UNMUTE_HALF_LIFE_S, UNMUTE_WARM_UP_STEPS, UNMUTE_HEAD = 0.01, 12, 2
@@ -92,15 +98,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def build(args) -> list[Conversation]:
     """Conversations of --turns utterances with word times each, from the dataset's rows."""
-    data = load_eval_data(
-        args.dataset,
-        args.config,
-        args.split,
-        args.text_column,
-        args.max_samples,
-        args.streaming,
-        args.revision,
-    )
+    data = options.eval_data(args)
     usable = [u for u in data if u.audio is not None and u.words]
     needed = args.conversations * args.turns
     if len(usable) < args.turns:
@@ -268,21 +266,9 @@ def write(args, model, conversations, table: list[dict]) -> None:
         },
     )
     plots.turn_curves(table, args.out / "turns_pr.png", args.out / "turns_latency.png")
-    best = frame.sort_values("f1", ascending=False).groupby("detector").head(1)
+    best = pd.DataFrame(best_per_detector(table))
     print(f"{model.name}: end of turn, best F1 per detector ({len(conversations)} conversations)")
-    print(
-        best[
-            [
-                "detector",
-                "threshold",
-                "precision",
-                "recall",
-                "f1",
-                "latency_median_s",
-                "mid_turn_triggers_per_pause",
-            ]
-        ].to_string(index=False, float_format=lambda v: f"{v:.3f}")
-    )
+    print(best.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
 
 
 if __name__ == "__main__":

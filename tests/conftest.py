@@ -51,3 +51,13 @@ def hub_offline(monkeypatch, tmp_path):
     huggingface_hub.utils.reset_sessions()
     yield tmp_path / "hub"
     huggingface_hub.utils.reset_sessions()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `cuda` run where a GPU is, and say why they skip elsewhere."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (none on this machine)")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
