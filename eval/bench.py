@@ -250,7 +250,10 @@ def main(argv: list[str] | None = None) -> int:
         "delay)",
     )
     parser.add_argument(
-        "--batch-size", type=dsmlab.cli.positive_int, nargs="+", default=[1, 8], help="a row each"
+        "--batch-size",
+        type=dsmlab.cli.positive_int,
+        nargs="+",
+        help="a row each (default 1 8); --end-to-end: eval.wer's batch (default: its own)",
     )
     parser.add_argument(
         "--seconds",
@@ -293,6 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     args = runner.parse(parser, argv)
 
     def body() -> int:
+        sizes = args.batch_size  # read before fill_defaults gives eval.wer's default batch
         options.fill_defaults(args, "bench")
         rundir.prepare(args.out)
         if args.end_to_end:
@@ -303,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.out,
                 args.runs,
                 threads,
-                args.batch_size[-1],  # eval.wer's batch: the last --batch-size (default 8)
+                args.batch_size if sizes is None else sizes[-1],
             )
             write_json(args.out / "end_to_end.json", found)
             end_to_end.print_summary(found)
@@ -317,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.dataset
             else dataset_speech("synth", None)
         )
-        for batch in args.batch_size:
+        for batch in sizes or [1, 8]:
             streams = utterances if args.dataset else speech(utterances, batch, args.seconds)
             try:
                 rows.append(bench_row(model, streams, batch, args.encode_ahead))

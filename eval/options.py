@@ -19,7 +19,7 @@ from dsmlab import cli
 from . import protocols
 from .data import DEFAULT_DATASET, EvalData, load_eval_data
 
-DSMLAB_BATCH = 8  # the dsmlab protocol's default batch size
+DSMLAB_BATCH = 32  # the dsmlab protocol's default batch size, as Kyutai's script batches
 
 
 def parser(script: str, doc: str | None, several_models: bool = False) -> cli.ArgumentParser:
@@ -64,7 +64,7 @@ def parser(script: str, doc: str | None, several_models: bool = False) -> cli.Ar
     p.add_argument(
         "--batch-size",
         type=cli.positive_int,
-        help="streams run together (default: the protocol's: 8, kyutai 32, oalb 64)",
+        help="streams run together (default: the protocol's: 32, kyutai 32, oalb 64)",
     )
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
     add_threads(p)
