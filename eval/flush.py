@@ -6,7 +6,7 @@ utterance is run three ways:
 - (a) real time: silent frames fed one per 80 ms until the last word is out (stream time);
 - (b) flush: the same silent frames pushed at once (`Stepper.flush`): the same inputs, so the
   same words, out after the flush's wall time on this device (batch 1, and N streams flushed
-  together at the run's batch size N);
+  together: N is the run's batch size, at most MAX_FLUSH_BATCH);
 - (c) no trailing silence: the stream stops with the audio, and the words still owed are lost.
 
 For each: the words (WER over the sampled utterances), and the time from the end of the
@@ -24,7 +24,9 @@ import dsmlab
 
 from . import intervals, metrics
 
-FLUSHES = ("flush", "flush_batch")  # batch 1, and the run's batch size
+FLUSHES = ("flush", "flush_batch")  # batch 1, and N streams flushed together
+# N: the run's batch size, at most this: each study streams N copies of the utterance
+MAX_FLUSH_BATCH = 8
 
 
 def study_utterance(model: dsmlab.DSMModel, audio: np.ndarray, batch_size: int, normalize) -> dict:

@@ -54,13 +54,14 @@ def main(argv: list[str] | None = None) -> int:
 def latency_summary(result: runner.Run, flush_samples: int, batch_size: int):
     """Latency metrics of a finished run, with the flush study and step cost measured now."""
     normalize = options.scoring(result.args)[0]
-    studies, references = flush_study(result, flush_samples, batch_size, normalize)
+    flushed_together = min(batch_size, flush.MAX_FLUSH_BATCH)
+    studies, references = flush_study(result, flush_samples, flushed_together, normalize)
     step_s = measure_step(result.model, batch_size)
     summary = (
         metrics.wer_metrics(result.records, options.scoring(result.args)[1])
         | metrics.latency_metrics(result.records)
         | metrics.step_metrics(step_s, batch_size)
-        | flush.flush_summary(studies, references, batch_size)
+        | flush.flush_summary(studies, references, flushed_together)
         | lagging.lagging_summary(
             result.records, step_s, 1 / dsmlab.FRAME_RATE, result.model.prefix_s
         )

@@ -38,13 +38,13 @@ TRAINING_FILES = ("training.pt",)  # left out of a bundled model
 @dataclass(frozen=True)
 class Recipe:
     delays: tuple[int, ...] = (2, 4, 8, 16)  # frames of 80 ms
-    train: int = 12000
+    train: int = 10000
     validation: int = 200
     test: int = 100
     unseen_flite: int = 100
     festival: int = 100
     tokenizer_steps: int = 800
-    lm_steps: int = 3000
+    lm_steps: int = 2000
     seed: int = 0
     workers: int = 2
 
