@@ -9,7 +9,9 @@ Deleted reference words have no confidence and are not counted.
 - ECE (expected calibration error): words binned by confidence into BINS equal-width bins;
   the word-weighted mean over bins of |accuracy - mean confidence|;
 - Brier score: the mean of (confidence - correct)^2;
-- accuracy and mean confidence; a reliability diagram (accuracy against confidence per bin).
+- accuracy and mean confidence; a reliability diagram (accuracy against confidence per bin);
+- retention: for each threshold, the share of hypothesis words kept (confidence >= it) and
+  the share of those that are wrong: what dropping unsure words buys.
 Each with a 95% bootstrap interval over utterances.
 """
 
@@ -69,6 +71,15 @@ def calibration(pairs: np.ndarray) -> dict:
         for b in range(BINS)
         if (which == b).any()
     ]
+    found["retention"] = [
+        {
+            "threshold": t / BINS,
+            "kept": round(float(kept.mean()), 4),
+            "kept_error": round(float(1 - correct[kept].mean()), 4) if kept.any() else None,
+        }
+        for t in range(BINS)
+        for kept in [confidence >= t / BINS]
+    ]
     return found
 
 
@@ -86,16 +97,16 @@ def scores(pairs: np.ndarray) -> np.ndarray:
 
 def confidence_metrics(
     records: Sequence[dict], normalize: Callable[[str], str]
-) -> tuple[dict, list[dict]]:
-    """The calibration of the run's word confidences, with 95% intervals, and the reliability
-    bins; ({}, []) when the run has none."""
+) -> tuple[dict, dict]:
+    """The calibration of the run's word confidences, with 95% intervals, and the curves
+    (`reliability` bins, `retention`); ({}, {}) when the run has none."""
     groups = [word_outcomes(r, normalize) for r in records if r["status"] == "ok"]
     groups = [g for g in groups if g]
     if not groups:
-        return {}, []
+        return {}, {}
     everything = np.asarray([p for g in groups for p in g], float)
     found = calibration(everything)
-    bins = found.pop("bins")
+    curves = {"reliability": found.pop("bins"), "retention": found.pop("retention")}
     summary: dict = {"confidence_words": len(everything)}
     arrays = [np.asarray(g, float) for g in groups]
     sampled = np.array(
@@ -105,4 +116,4 @@ def confidence_metrics(
     for k, name in enumerate(SCORES):
         summary[name] = round(found[name], 6)
         summary[f"{name}_ci95"] = [round(float(low[k]), 6), round(float(high[k]), 6)]
-    return summary, bins
+    return summary, curves

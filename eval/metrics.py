@@ -111,6 +111,11 @@ def timestamp_metrics(
             errors = np.abs([m[f"hyp_{edge}"] - m[f"ref_{edge}"] for m in matches])
             summary[f"{edge}_abs_mean_s"] = float(errors.mean())
             summary[f"{edge}_abs_median_s"] = float(np.median(errors))
+            groups = [
+                [abs(m[f"hyp_{edge}"] - m[f"ref_{edge}"]) for m in r["matches"]] for r in timed
+            ]
+            found = intervals.pooled(groups)
+            summary[f"{edge}_abs_median_s_ci95"] = [round(found[1], 4), round(found[2], 4)]
             for tol in TOLERANCES_S:
                 summary[f"{edge}_within_{round(tol * 1000)}ms"] = float((errors <= tol).mean())
     if timed:

@@ -122,11 +122,17 @@ def against_delay(rows: Sequence[dict], path: Path) -> Path:
     return _save(fig, path)
 
 
-def reliability(bins: Sequence[dict], path: Path) -> Path:
-    """Reliability diagram: accuracy against confidence per bin (the diagonal is calibrated),
-    with each bin's share of words beneath."""
-    fig = Figure(figsize=(5, 5))
-    top, bottom = fig.subplots(2, 1, height_ratios=[3, 1], sharex=True)
+def reliability(curves: dict, path: Path) -> Path:
+    """Left: accuracy against confidence per bin (the diagonal is calibrated), each bin's words
+    beneath. Right: the share of words kept above each threshold and the error among them."""
+    bins, retention = curves["reliability"], curves["retention"]
+    fig = Figure(figsize=(10, 5))
+    grid = fig.add_gridspec(2, 2, height_ratios=[3, 1])
+    top, bottom, right = (
+        fig.add_subplot(grid[0, 0]),
+        fig.add_subplot(grid[1, 0]),
+        fig.add_subplot(grid[:, 1]),
+    )
     centers = [(b["low"] + b["high"]) / 2 for b in bins]
     width = bins[0]["high"] - bins[0]["low"]
     top.bar(centers, [b["accuracy"] for b in bins], width=0.9 * width, label="accuracy")
@@ -139,39 +145,14 @@ def reliability(bins: Sequence[dict], path: Path) -> Path:
     bottom.set_xlabel("word confidence")
     bottom.set_ylabel("words")
     bottom.set_xlim(0, 1)
+    kept = [r for r in retention if r["kept_error"] is not None]
+    right.plot([r["kept"] for r in kept], [100 * r["kept_error"] for r in kept], "o-")
+    for r in kept:
+        right.annotate(f"{r['threshold']:.1f}", (r["kept"], 100 * r["kept_error"]), fontsize=7)
+    right.set_xlabel("share of words kept (confidence >= threshold)")
+    right.set_ylabel("wrong among kept words (%)")
+    right.set_title("Dropping unsure words")
     return _save(fig, path)
-
-
-def turn_curves(rows: Sequence[dict], pr_path: Path, latency_path: Path) -> tuple[Path, Path]:
-    """eval.turns: precision against recall per detector (one point per threshold), and the
-    median detection latency against each detector's threshold (silero: its pause rule)."""
-    detectors = sorted({r["detector"] for r in rows})
-    fig = Figure(figsize=(5.5, 4.5))
-    ax = fig.subplots()
-    for name in detectors:
-        mine = sorted((r for r in rows if r["detector"] == name), key=lambda r: r["threshold"])
-        ax.plot([r["recall"] for r in mine], [r["precision"] for r in mine], "o-", label=name)
-    ax.set_xlabel("recall (ends of turn found)")
-    ax.set_ylabel("precision (events that were ends)")
-    ax.set_xlim(0, 1.02)
-    ax.set_ylim(0, 1.02)
-    ax.set_title("End-of-turn detection")
-    ax.legend(fontsize=8)
-    _save(fig, pr_path)
-    fig = Figure(figsize=(10, 3.6))
-    semantic, acoustic = fig.subplots(1, 2)
-    for name in detectors:
-        mine = sorted((r for r in rows if r["detector"] == name), key=lambda r: r["threshold"])
-        ax = acoustic if name == "silero" else semantic
-        xs = [r["threshold"] for r in mine]
-        ax.plot(xs, [r.get("latency_median_s", np.nan) for r in mine], "o-", label=name)
-    semantic.set_xlabel("threshold")
-    acoustic.set_xlabel("silero: pause rule (s)")
-    for ax in (semantic, acoustic):
-        ax.set_ylabel("median latency after the end (s)")
-        ax.legend(fontsize=8)
-    fig.suptitle("End-of-turn detection latency")
-    return pr_path, _save(fig, latency_path)
 
 
 def _save(fig, path: Path) -> Path:

@@ -20,11 +20,11 @@ def main(argv: list[str] | None = None) -> int:
                 return 0
             normalize, merge_compounds = options.scoring(args)
             summary = metrics.wer_metrics(result.records, merge_compounds)
-            calibration, bins = confidence.confidence_metrics(result.records, normalize)
+            calibration, curves = confidence.confidence_metrics(result.records, normalize)
             summary |= calibration
-            results = write_results(result, "wer", summary, {"reliability": bins})
-            if bins:
-                plots.reliability(bins, args.out / "reliability.png")
+            results = write_results(result, "wer", summary, curves)
+            if curves:
+                plots.reliability(curves, args.out / "reliability.png")
             write_manifest(result, results["speed"]["rtfx"])
             plots.wer_histogram(result.records, args.out / "wer_histogram.png")
         print_table(

@@ -37,7 +37,7 @@ def test_a_word_normalizing_to_several_tokens_is_right_only_if_all_are():
 
 def test_records_without_confidences_are_left_out():
     assert confidence.word_outcomes(record("a b", [("a", None), ("b", 0.5)]), NORMALIZE) == []
-    assert confidence.confidence_metrics([record("a", [("a", None)])], NORMALIZE) == ({}, [])
+    assert confidence.confidence_metrics([record("a", [("a", None)])], NORMALIZE) == ({}, {})
 
 
 def test_calibration_by_hand():
@@ -51,6 +51,10 @@ def test_calibration_by_hand():
         np.mean([(0.95 - 1) ** 2] * 3 + [0.95**2] + [0.75**2] + [0.25**2] * 3)
     )
     assert [b["words"] for b in found["bins"]] == [4, 4]
+    # keeping words of confidence >= 0.3 keeps the 0.95 bin: 4 of 8 words, 1 of them wrong
+    kept = {r["threshold"]: r for r in found["retention"]}
+    assert kept[0.0] == {"threshold": 0.0, "kept": 1.0, "kept_error": 0.5}
+    assert kept[0.3] == {"threshold": 0.3, "kept": 0.5, "kept_error": 0.25}
 
 
 def test_confidences_from_the_model_are_probabilities_that_tell_right_from_wrong(tmp_path):
@@ -67,4 +71,7 @@ def test_confidences_from_the_model_are_probabilities_that_tell_right_from_wrong
     wrong = [c for c, ok in pairs if not ok]
     assert np.mean(right) > np.mean(wrong)  # the model is surer of the words it gets right
     assert sum(b["words"] for b in results["reliability"]) == summary["confidence_words"]
+    # dropping the least sure words leaves fewer errors among those kept
+    retention = [r for r in results["retention"] if r["kept"] > 0.2]
+    assert retention[-1]["kept_error"] < retention[0]["kept_error"]
     assert (out / "reliability.png").stat().st_size > 10_000

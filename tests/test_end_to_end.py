@@ -35,3 +35,12 @@ def test_accounting_by_hand():
     assert found["dsmlab_lm_steps_per_utterance"] == sum(frames) / 2
     assert found["kyutai_lm_steps_per_utterance"] == max(frames)
     assert found["kyutai_frames_per_audio_s"] == pytest.approx(2 * max(frames) / 4.0)
+    # batch 2, two streams: one step per frame of the longer, both slots computed
+    assert found["dsmlab_slot_steps_over_needed"] == pytest.approx(2 * max(frames) / sum(frames))
+
+
+def test_continuous_batching_steps_by_hand():
+    # longest first, each stream into the first free slot: 5 | 3, then 3 -> 6, 2 -> 7
+    assert end_to_end.continuous_steps([5, 3, 3, 2], batch_size=2) == 7
+    assert end_to_end.continuous_steps([10, 1, 1, 1], batch_size=2) == 10
+    assert end_to_end.continuous_steps([4], batch_size=8) == 4

@@ -8,7 +8,13 @@ from nbclient import NotebookClient
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 # figures each notebook must draw on the bundled defaults
-FIGURES = {"01_quickstart": 3, "02_delays": 2, "03_flush_trick": 2, "04_benchmark_report": 1}
+FIGURES = {
+    "01_quickstart": 3,
+    "02_delays": 2,
+    "03_flush_trick": 3,
+    "04_benchmark_report": 1,
+    "05_turns_and_confidence": 2,
+}
 
 
 def test_every_notebook_is_checked():
