@@ -155,6 +155,38 @@ def reliability(curves: dict, path: Path) -> Path:
     return _save(fig, path)
 
 
+def turn_curves(rows: Sequence[dict], pr_path: Path, latency_path: Path) -> tuple[Path, Path]:
+    """eval.turns: precision against recall per detector (one point per threshold), and the
+    median detection latency against each detector's threshold (silero: its pause rule)."""
+    detectors = sorted({r["detector"] for r in rows})
+    fig = Figure(figsize=(5.5, 4.5))
+    ax = fig.subplots()
+    for name in detectors:
+        mine = sorted((r for r in rows if r["detector"] == name), key=lambda r: r["threshold"])
+        ax.plot([r["recall"] for r in mine], [r["precision"] for r in mine], "o-", label=name)
+    ax.set_xlabel("recall (ends of turn found)")
+    ax.set_ylabel("precision (events that were ends)")
+    ax.set_xlim(0, 1.02)
+    ax.set_ylim(0, 1.02)
+    ax.set_title("End-of-turn detection")
+    ax.legend(fontsize=8)
+    _save(fig, pr_path)
+    fig = Figure(figsize=(10, 3.6))
+    semantic, acoustic = fig.subplots(1, 2)
+    for name in detectors:
+        mine = sorted((r for r in rows if r["detector"] == name), key=lambda r: r["threshold"])
+        ax = acoustic if name == "silero" else semantic
+        xs = [r["threshold"] for r in mine]
+        ax.plot(xs, [r.get("latency_median_s", np.nan) for r in mine], "o-", label=name)
+    semantic.set_xlabel("threshold")
+    acoustic.set_xlabel("silero: pause rule (s)")
+    for ax in (semantic, acoustic):
+        ax.set_ylabel("median latency after the end (s)")
+        ax.legend(fontsize=8)
+    fig.suptitle("End-of-turn detection latency")
+    return pr_path, _save(fig, latency_path)
+
+
 def _save(fig, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
