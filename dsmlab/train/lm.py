@@ -190,7 +190,7 @@ def train(
                 entry["validation_wer"] = validation_wer(model, valid_items)
                 bar.write(json.dumps(entry))
                 lm.train()
-            if step % 25 == 0 or "validation_wer" in entry:
+            if step == 1 or step % 25 == 0 or "validation_wer" in entry:  # from the untrained loss
                 log.append(entry)
             if step % save_every == 0 or step == steps:
                 state.save(modules, step, log)
