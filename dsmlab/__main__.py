@@ -90,12 +90,14 @@ def _transcribe(args: argparse.Namespace) -> int:
 
 
 def _models(args: argparse.Namespace) -> int:
-    from .bundled import bundled_models
+    from .bundled import bundled_models, default_model
     from .loading import KNOWN_MODELS
 
+    default = default_model()
     for name, directory in bundled_models().items():
         delay = json.loads((directory / "config.json").read_text())["stt_config"]
-        print(f"{name:24s} bundled, delay {delay['audio_delay_seconds']:.2f} s  {directory}")
+        mark = ", the default" if name == default else ""
+        print(f"{name:24s} bundled, delay {delay['audio_delay_seconds']:.2f} s{mark}  {directory}")
     for name, repo in KNOWN_MODELS.items():
         print(f"{name:24s} hf://{repo}")
     return 0

@@ -18,6 +18,7 @@ from .errors import DSMLabError, UsageError
 DATA_ENV = "DSMLAB_DATA"
 MODELS_DIR = "models"  # one checkpoint folder per bundled model, named by its short name
 TEST_SPLIT_DIR = "synth-test"  # a datasets.save_to_disk folder: the bundled test split
+RECIPE_REPORT = "recipe_report.json"  # beside the models: the recipe's scores on each split
 _PACKAGE = Path(__file__).resolve().parent
 
 
@@ -50,6 +51,21 @@ def bundled_models() -> dict[str, Path]:
             return float("inf")  # listed last; loading it gives the precise error
 
     return {d.name: d for d in sorted(found, key=lambda d: (delay(d), d.name))}
+
+
+def default_model() -> str | None:
+    """The bundled model the scripts run when none is named: the one with the lowest WER on the
+    bundled test split in the recipe's report; without a report, the longest delay."""
+    models = bundled_models()
+    if not models:
+        return None
+    report = data_dir() / MODELS_DIR / RECIPE_REPORT
+    try:
+        scores = json.loads(report.read_text())["models"]
+        wer = {name: float(scores[name]["test"]["corpus_wer"]) for name in models}
+    except (OSError, ValueError, KeyError, TypeError):
+        return list(models)[-1]
+    return min(wer, key=wer.get)  # the shorter delay of a tie
 
 
 def test_split() -> Path:

@@ -35,7 +35,7 @@ def parser(script: str, doc: str | None, several_models: bool = False) -> cli.Ar
         p.add_argument(
             "--model",
             help="short name, HF repo id or checkpoint dir (default: the bundled model with "
-            "the longest delay)",
+            "the lowest test-split WER in data/models/recipe_report.json)",
         )
     p.add_argument(
         "--dataset",
@@ -136,7 +136,7 @@ def fill_defaults(args: argparse.Namespace, script: str, several: bool = False) 
         bundled = list(dsmlab.bundled_models())
         if not bundled:
             raise dsmlab.DSMLabError("no bundled models are installed: pass --model")
-        args.model = bundled if several else bundled[-1]
+        args.model = bundled if several else dsmlab.default_model()
     if args.out is None:
         name = script if several else f"{script}-{Path(str(args.model)).name}"
         args.out = Path("runs") / name

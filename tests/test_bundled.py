@@ -1,15 +1,14 @@
 """The bundled models (data/models) and test split (data/synth-test): the offline default."""
 
 import json
+import shutil
 
 import pytest
 
 import dsmlab
-from dsmlab.bundled import bundled_models
+from dsmlab.bundled import DATA_ENV, MODELS_DIR, RECIPE_REPORT, bundled_models, default_model
 from eval import wer
 from eval.data import load_eval_data
-
-RECIPE_REPORT = "recipe_report.json"  # beside the bundled models: the recipe's scores
 
 
 def test_at_least_four_delays_from_2_to_16_frames_are_bundled():
@@ -48,8 +47,28 @@ def test_eval_wer_reproduces_the_recipe_figures_of_every_bundled_model(tmp_path)
 def test_the_offline_default_runs_with_no_arguments(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the default --out is runs/<script>-<model> here
     assert wer.main(["--max-samples", "4"]) == 0
-    longest = list(bundled_models())[-1]
-    results = json.loads((tmp_path / "runs" / f"wer-{longest}" / "results.json").read_text())
-    assert results["model"]["model"] == longest
+    best = default_model()
+    results = json.loads((tmp_path / "runs" / f"wer-{best}" / "results.json").read_text())
+    assert results["model"]["model"] == best
     assert results["data"]["dataset"].endswith("data/synth-test")
     assert results["metrics"]["utterances"] == 4
+
+
+def test_the_default_model_is_the_best_on_the_test_split_in_the_recipe_report():
+    folder = next(iter(bundled_models().values())).parent
+    scores = json.loads((folder / RECIPE_REPORT).read_text())["models"]
+    test_wer = {name: scores[name]["test"]["corpus_wer"] for name in bundled_models()}
+    assert test_wer[default_model()] == min(test_wer.values())
+
+
+def test_without_a_report_the_default_is_the_longest_delay(tmp_path, monkeypatch):
+    for name in ("synth-d2", "synth-d4"):
+        shutil.copytree(bundled_models()[name], tmp_path / MODELS_DIR / name)
+    monkeypatch.setenv(DATA_ENV, str(tmp_path))
+    assert default_model() == "synth-d4"
+    report = {"models": {"synth-d2": {"test": {"corpus_wer": 0.5}}, "synth-d4": {"test": {}}}}
+    (tmp_path / MODELS_DIR / RECIPE_REPORT).write_text(json.dumps(report))
+    assert default_model() == "synth-d4"  # a report without every model's score is ignored
+    report["models"]["synth-d4"]["test"]["corpus_wer"] = 0.7
+    (tmp_path / MODELS_DIR / RECIPE_REPORT).write_text(json.dumps(report))
+    assert default_model() == "synth-d2"

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..audio import FRAME_RATE, SAMPLE_RATE
-from ..bundled import MODELS_DIR, TEST_SPLIT_DIR, data_dir
+from ..bundled import MODELS_DIR, RECIPE_REPORT, TEST_SPLIT_DIR, data_dir
 from ..checkpoint import CONFIG_NAME
 from ..cli import ArgumentParser, non_negative_int, positive_int, run_cli
 from ..loading import load
@@ -96,7 +96,7 @@ def run(out: Path, recipe: Recipe) -> dict:
             model_dir / "vad_report.json",
             lambda m=model_dir: vad_heads.add_vad_heads(m, corpus_dir, tokenizer_dir),
         )
-    report_path = out / "recipe_report.json"
+    report_path = out / RECIPE_REPORT
     step("scores", report_path, lambda: _dump(report_path, scores(out, recipe)))
     return _load(report_path)
 
@@ -123,8 +123,8 @@ def scores(out: Path, recipe: Recipe) -> dict:
 
 
 def bundle(out: Path, data: Path) -> None:
-    """Copy the trained models (without their training state) and the test split into `data`
-    (data/ of the repository): what `eval.wer` runs offline."""
+    """Copy the trained models (without their training state), their scores and the test split
+    into `data` (data/ of the repository): what `eval.wer` runs offline, and its default."""
     import datasets
 
     for model_dir in sorted((out / "models").iterdir()):
@@ -132,6 +132,7 @@ def bundle(out: Path, data: Path) -> None:
         if target.exists():
             shutil.rmtree(target)
         shutil.copytree(model_dir, target, ignore=shutil.ignore_patterns(*TRAINING_FILES))
+    shutil.copy(out / RECIPE_REPORT, data / MODELS_DIR / RECIPE_REPORT)
     test = datasets.load_from_disk(str(out / "corpus"))["test"]
     target = data / TEST_SPLIT_DIR
     if target.exists():
