@@ -29,7 +29,7 @@ from moshi.utils.compile import no_compile
 import dsmlab
 from dsmlab import ENCODE_AHEAD, pad_for_model
 
-from . import end_to_end, options, rundir, runner
+from . import end_to_end, options, plots, rundir, runner
 from .data import load_eval_data
 from .results import environment, print_table, write_json
 
@@ -246,14 +246,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--model",
         help="short name, HF repo, checkpoint dir, or random:<architecture> (stt-1b-en_fr, "
-        "stt-2.6b-en, tiny) for random weights (default: the bundled model with the longest "
-        "delay)",
+        "stt-2.6b-en, tiny) for random weights (default: eval.wer's, the bundled model "
+        "with the lowest test-split WER)",
     )
     parser.add_argument(
         "--batch-size",
         type=dsmlab.cli.positive_int,
         nargs="+",
-        help="a row each (default 1 8); --end-to-end: eval.wer's batch (default: its own)",
+        help="a row each (default 1 8); --end-to-end: a row each, besides both tools' defaults",
     )
     parser.add_argument(
         "--seconds",
@@ -291,6 +291,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--runs", type=dsmlab.cli.positive_int, default=3, help="--end-to-end: runs of each"
     )
+    parser.add_argument(
+        "--long-file-minutes",
+        type=dsmlab.cli.non_negative_float,
+        default=10.0,
+        help="--end-to-end: memory of one file this long and of one a tenth as long (0: skip)",
+    )
     options.add_threads(parser)
     parser.add_argument("--out", type=Path, help="run directory (default: runs/bench-<model>)")
     args = runner.parse(parser, argv)
@@ -307,11 +313,13 @@ def main(argv: list[str] | None = None) -> int:
                 args.out,
                 args.runs,
                 threads,
-                args.batch_size if sizes is None else sizes[-1],
+                sizes or [args.batch_size],
+                args.long_file_minutes,
             )
             write_json(args.out / "end_to_end.json", found)
+            plots.rtfx_by_batch(found["rows"], args.out / "rtfx_by_batch.png")
             end_to_end.print_summary(found)
-            print(f"\nwritten: {args.out / 'end_to_end.json'}")
+            print(f"\nwritten: {args.out / 'end_to_end.json'}, {args.out / 'rtfx_by_batch.png'}")
             return 0
         model = load_bench_model(str(args.model), args.device)
         rows = []

@@ -2,16 +2,19 @@
 
 Both sides run as whole processes (interpreter start, model loading, audio decoding and
 inference, as a user waits for them), alternated, --runs times each, on the same model,
-dataset and thread count:
+dataset, batch size and thread count, at each --batch-size and at each tool's default:
 
   kyutai  `python -m eval.kyutai_script` (Kyutai's evaluation script re-created without
-          dsmlab: static batches of 32 in dataset order, each padded to its longest file)
+          dsmlab: static batches in dataset order, each padded to its longest file)
   dsmlab  `python -m eval.wer` as users run it (continuous batching, longest first)
 
-Reports each side's wall time (min, median, max), the ratio of the medians, each side's WER,
-the transcripts compared utterance by utterance, and device-independent accounting from the
-audio lengths: frames stepped per second of audio (1 / 0.08 s = 12.5 is no padding at all),
-and per utterance the LM steps and the Mimi encoder calls that cover it.
+Reports per batch size each side's wall time (min, median, max), RTFx (audio seconds over the
+median wall), peak resident memory, the ratio of the medians, each side's WER and the
+transcripts compared utterance by utterance; device-independent accounting from the audio
+lengths: frames stepped per second of audio (1 / 0.08 s = 12.5 is no padding at all), and per
+utterance the LM steps and the Mimi encoder calls that cover it. Then the memory of one long
+file (`python -m dsmlab transcribe`) against a file a tenth as long: it must not grow with the
+file. A plot of RTFx against batch size goes beside end_to_end.json.
 """
 
 from __future__ import annotations
@@ -23,15 +26,21 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
+import soundfile
 
 import dsmlab
 
 from .data import load_eval_data
+from .options import DSMLAB_BATCH
+from .protocols import PROTOCOLS
 from .records import read_records
 
-KYUTAI_BATCH = 32
+KYUTAI_BATCH = PROTOCOLS["kyutai"].static_batch  # the batch of Kyutai's evaluation script
 
 
 def commands(model_dir: Path, dataset: Path, out: Path, batch_size: int) -> dict[str, list[str]]:
@@ -46,7 +55,7 @@ def commands(model_dir: Path, dataset: Path, out: Path, batch_size: int) -> dict
             "--dataset",
             str(dataset),
             "--batch-size",
-            str(KYUTAI_BATCH),
+            str(batch_size),
             "--out",
             str(out / "kyutai.json"),
         ],
@@ -66,73 +75,155 @@ def commands(model_dir: Path, dataset: Path, out: Path, batch_size: int) -> dict
     }
 
 
-def run(model_spec: str, dataset: str, out: Path, runs: int, threads: int, batch_size: int) -> dict:
-    model = dsmlab.load(model_spec, device="cpu")
-    if "config.json" not in model.files:
-        raise dsmlab.UsageError(
-            "--end-to-end needs a checkpoint folder (a bundled model or a path)"
+def process(command: list[str], env: dict, cwd: Path) -> tuple[float, float]:
+    """(wall seconds, peak resident memory in GiB) of one whole process; a one-line error
+    with the end of its stderr when it fails."""
+    with tempfile.TemporaryFile("w+") as stderr:
+        start = time.perf_counter()
+        child = subprocess.Popen(
+            command, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=stderr
         )
-    model_dir = model.files["config.json"].parent
-    data = load_eval_data(dataset, None, None, None, None, False, None)
-    if not (Path(data.name) / "dataset_dict.json").is_file():
-        raise dsmlab.UsageError("--end-to-end needs a local save_to_disk dataset (e.g. synth)")
-    env = os.environ | {
+        _, status, usage = os.wait4(child.pid, 0)  # the child's own rusage, not the session's
+        wall = time.perf_counter() - start
+        child.returncode = os.waitstatus_to_exitcode(status)
+        if child.returncode:
+            stderr.seek(0)
+            tail = stderr.read().strip()[-300:]
+            raise dsmlab.DSMLabError(f"{command[2]} failed (exit {child.returncode}): {tail}")
+    return wall, usage.ru_maxrss / 2**20  # KiB on Linux
+
+
+def environment(threads: int) -> dict:
+    return os.environ | {
         "OMP_NUM_THREADS": str(threads),
         "MKL_NUM_THREADS": str(threads),
         "TQDM_DISABLE": "1",
         "NO_TORCH_COMPILE": "1",
     }
+
+
+def run(
+    model_spec: str,
+    dataset: str,
+    out: Path,
+    runs: int,
+    threads: int,
+    batch_sizes: list[int],
+    long_file_minutes: float = 0.0,
+) -> dict:
+    model = dsmlab.load(model_spec, device="cpu")
+    if "config.json" not in model.files:
+        raise dsmlab.UsageError(
+            "--end-to-end needs a checkpoint folder (a bundled model or a path)"
+        )
+    model_dir = model.files["config.json"].parent.resolve()
+    data = load_eval_data(dataset, None, None, None, None, False, None)
+    if not (Path(data.name) / "dataset_dict.json").is_file():
+        raise dsmlab.UsageError("--end-to-end needs a local save_to_disk dataset (e.g. synth)")
+    lengths = [u.audio.size / dsmlab.SAMPLE_RATE for u in data if u.audio is not None]
     out = out.resolve()
-    steps = commands(model_dir.resolve(), Path(data.name).resolve(), out, batch_size)
+    rows = [
+        compare(model_dir, Path(data.name).resolve(), out / f"batch-{b}", runs, threads, b)
+        for b in sorted(set(batch_sizes) | {KYUTAI_BATCH, DSMLAB_BATCH})
+    ]
+    for row in rows:
+        row["rtfx"] = {n: sum(lengths) / w["median"] for n, w in row["wall_s"].items()}
+        row["accounting"] = accounting(model, lengths, row["batch_size"])
+    found = {
+        "model": model.name,
+        "dataset": dataset,
+        "audio_s": sum(lengths),
+        "threads": threads,
+        "runs": runs,
+        "rows": rows,
+        "at_defaults": at_defaults(rows),
+    }
+    if long_file_minutes:
+        found["long_file"] = long_file_memory(model_dir, data, long_file_minutes, threads, out)
+    return found
+
+
+def at_defaults(rows: list[dict]) -> dict:
+    """Each tool at its own default batch size: what a user who changes nothing gets."""
+    kyutai = next(r for r in rows if r["batch_size"] == KYUTAI_BATCH)
+    ours = next(r for r in rows if r["batch_size"] == DSMLAB_BATCH)
+    return {
+        "kyutai_batch_size": KYUTAI_BATCH,
+        "dsmlab_batch_size": DSMLAB_BATCH,
+        "kyutai_median_s": kyutai["wall_s"]["kyutai"]["median"],
+        "dsmlab_median_s": ours["wall_s"]["dsmlab"]["median"],
+        "speedup_median": kyutai["wall_s"]["kyutai"]["median"] / ours["wall_s"]["dsmlab"]["median"],
+    }
+
+
+def compare(model_dir: Path, dataset: Path, out: Path, runs: int, threads: int, batch: int) -> dict:
+    """Both sides at one batch size, `runs` times each, alternated."""
+    steps = commands(model_dir, dataset, out, batch)
     # moshi reads mimi_config_name from the working directory when no hub repo is given: run
     # the script from the checkpoint folder, as the README tells Kyutai's users to
     cwd = {"kyutai": model_dir, "dsmlab": Path.cwd()}
+    out.mkdir(parents=True, exist_ok=True)
     walls: dict[str, list[float]] = {name: [] for name in steps}
+    peaks: dict[str, float] = {name: 0.0 for name in steps}
     for k in range(runs):
         for name in sorted(steps, reverse=k % 2 == 1):  # alternate who goes first
-            start = time.perf_counter()
-            done = subprocess.run(
-                steps[name], env=env, cwd=cwd[name], capture_output=True, text=True
-            )
-            if done.returncode:
-                raise dsmlab.DSMLabError(f"{name} run failed: {done.stderr.strip()[-300:]}")
-            walls[name].append(time.perf_counter() - start)
+            wall, peak = process(steps[name], environment(threads), cwd[name])
+            walls[name].append(wall)
+            peaks[name] = max(peaks[name], peak)
     kyutai = json.loads((out / "kyutai.json").read_text())
     records = sorted(read_records(out / "dsmlab"), key=lambda r: r["index"])
-    dsmlab_results = json.loads((out / "dsmlab" / "results.json").read_text())["metrics"]
+    ours = json.loads((out / "dsmlab" / "results.json").read_text())["metrics"]
     pairs = list(zip(kyutai["hypotheses"], [r.get("hypothesis", "") for r in records], strict=True))
     median = {name: statistics.median(w) for name, w in walls.items()}
-    lengths = [u.audio.size / dsmlab.SAMPLE_RATE for u in data if u.audio is not None]
     return {
-        "model": model.name,
-        "dataset": dataset,
+        "batch_size": batch,
         "utterances": len(records),
-        "threads": threads,
-        "runs": runs,
         "wall_s": {
             n: {"min": min(w), "median": median[n], "max": max(w), "all": w}
             for n, w in walls.items()
         },
+        "peak_rss_gb": peaks,
         "speedup_median": median["kyutai"] / median["dsmlab"],
         "kyutai_mean_utterance_wer": kyutai["wer"],
         "kyutai_corpus_wer": kyutai["corpus_wer"],
-        "dsmlab_mean_utterance_wer": dsmlab_results["mean_utterance_wer"],
-        "dsmlab_corpus_wer": dsmlab_results["corpus_wer"],
+        "dsmlab_mean_utterance_wer": ours["mean_utterance_wer"],
+        "dsmlab_corpus_wer": ours["corpus_wer"],
         "same_transcripts": sum(a.strip() == b.strip() for a, b in pairs),
         "different": [i for i, (a, b) in enumerate(pairs) if a.strip() != b.strip()],
-        "accounting": accounting(model, lengths, batch_size),
         "commands": steps,
     }
 
 
+def long_file_memory(model_dir: Path, data, minutes: float, threads: int, out: Path) -> dict:
+    """Peak resident memory and wall of `python -m dsmlab transcribe` on one file of `minutes`
+    (the dataset's utterances end to end) and on its first tenth: bounded memory means the
+    two peaks are close, whatever the length."""
+    speech = np.concatenate([u.audio for u in data if u.audio is not None])
+    found = {"minutes": [], "peak_rss_gb": [], "wall_s": []}
+    for length in (minutes / 10, minutes):
+        samples = round(length * 60 * dsmlab.SAMPLE_RATE)
+        audio = np.resize(speech, samples)  # repeated as often as needed
+        path = out / f"long-{length:g}min.wav"
+        soundfile.write(path, audio, dsmlab.SAMPLE_RATE)
+        command = [sys.executable, "-m", "dsmlab", "transcribe", str(path)]
+        wall, peak = process(
+            [*command, "--model", str(model_dir)], environment(threads), Path.cwd()
+        )
+        path.unlink()
+        found["minutes"].append(length)
+        found["peak_rss_gb"].append(peak)
+        found["wall_s"].append(wall)
+    return found
+
+
 def accounting(model: dsmlab.DSMModel, lengths: list[float], batch_size: int) -> dict:
     """Frames stepped per audio second, and per utterance the LM steps and Mimi calls covering
-    it, of each side's batching (from the audio lengths, as each side pads)."""
+    it, of each side's batching at `batch_size` (from the audio lengths, as each side pads)."""
     rate = model.frame_rate
     padded = [math.ceil((model.prefix_s + s + model.delay_s + 0.5) * rate) for s in lengths]
     kyutai_frames = []
-    for first in range(0, len(padded), KYUTAI_BATCH):
-        batch = padded[first : first + KYUTAI_BATCH]
+    for first in range(0, len(padded), batch_size):
+        batch = padded[first : first + batch_size]
         kyutai_frames += [max(batch)] * len(batch)  # each file steps as long as the longest
     audio_s = sum(lengths)
     ahead = dsmlab.ENCODE_AHEAD
@@ -147,8 +238,6 @@ def accounting(model: dsmlab.DSMModel, lengths: list[float], batch_size: int) ->
         "dsmlab_lm_steps_per_utterance": sum(padded) / len(padded),
         "kyutai_mimi_calls_per_utterance": sum(kyutai_frames) / len(padded),
         "dsmlab_mimi_calls_per_utterance": sum(math.ceil(f / ahead) for f in padded) / len(padded),
-        "dsmlab_batch_size": batch_size,
-        "kyutai_batch_size": KYUTAI_BATCH,
     }
 
 
@@ -162,27 +251,40 @@ def continuous_steps(frames: list[int], batch_size: int) -> int:
 
 
 def print_summary(found: dict) -> None:
-    w = found["wall_s"]
     print(
-        f"{found['model']} on {found['dataset']}: {found['utterances']} utterances, "
-        f"{found['threads']} thread(s), {found['runs']} runs each (whole processes)"
+        f"{found['model']} on {found['dataset']}: {found['rows'][0]['utterances']} utterances, "
+        f"{found['audio_s']:.0f} s of audio, {found['threads']} thread(s), {found['runs']} runs "
+        "each (whole processes; wall min / median / max)"
     )
-    for name in ("kyutai", "dsmlab"):
+    print(
+        "batch  Kyutai script             eval.wer                  ratio  RTFx K / d  "
+        "peak GB K / d  same  WER K / d        frames/audio s K / d"
+    )
+    for r in found["rows"]:
+        w, a = r["wall_s"], r["accounting"]
+        walls = {n: "{min:5.1f} /{median:5.1f} /{max:5.1f} s".format(**w[n]) for n in w}
         print(
-            f"  {name:7s} wall min {w[name]['min']:.1f} s, median {w[name]['median']:.1f} s, "
-            f"max {w[name]['max']:.1f} s; corpus WER {100 * found[f'{name}_corpus_wer']:.2f}%, "
-            f"mean utterance WER {100 * found[f'{name}_mean_utterance_wer']:.2f}%"
+            f"{r['batch_size']:5d}  {walls['kyutai']:24s}  {walls['dsmlab']:24s}  "
+            f"{r['speedup_median']:4.2f}x  {r['rtfx']['kyutai']:4.1f} / {r['rtfx']['dsmlab']:4.1f}"
+            f"  {r['peak_rss_gb']['kyutai']:5.2f} / {r['peak_rss_gb']['dsmlab']:5.2f}"
+            f"  {r['same_transcripts']:3d}/{r['utterances']}"
+            f"  {100 * r['kyutai_corpus_wer']:5.2f} / {100 * r['dsmlab_corpus_wer']:5.2f}%"
+            f"  {a['kyutai_frames_per_audio_s']:5.2f} / {a['dsmlab_frames_per_audio_s']:5.2f}"
         )
+    d = found["at_defaults"]
     print(
-        f"  dsmlab is {found['speedup_median']:.2f}x faster (median against median); "
-        f"same transcripts: {found['same_transcripts']}/{found['utterances']}"
+        f"at each tool's default (Kyutai {d['kyutai_batch_size']}, eval.wer "
+        f"{d['dsmlab_batch_size']}): eval.wer is {d['speedup_median']:.2f}x as fast "
+        "(median against median); 12.5 frames per audio second = no padding"
     )
-    a = found["accounting"]
-    print(
-        f"  frames stepped per audio second: kyutai {a['kyutai_frames_per_audio_s']:.2f}, "
-        f"dsmlab {a['dsmlab_frames_per_audio_s']:.2f} (12.5 = no padding)"
-    )
-    print(
-        f"  Mimi calls per utterance: kyutai {a['kyutai_mimi_calls_per_utterance']:.1f}, "
-        f"dsmlab {a['dsmlab_mimi_calls_per_utterance']:.1f}"
-    )
+    if "long_file" in found:
+        long = found["long_file"]
+        print(
+            "one file through python -m dsmlab transcribe: "
+            + ", ".join(
+                f"{m:g} min: peak {gb:.2f} GB in {s:.0f} s"
+                for m, gb, s in zip(
+                    long["minutes"], long["peak_rss_gb"], long["wall_s"], strict=True
+                )
+            )
+        )

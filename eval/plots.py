@@ -187,6 +187,23 @@ def turn_curves(rows: Sequence[dict], pr_path: Path, latency_path: Path) -> tupl
     return pr_path, _save(fig, latency_path)
 
 
+def rtfx_by_batch(rows: Sequence[dict], path: Path) -> Path:
+    """`eval.bench --end-to-end`: whole-process RTFx of both tools against batch size."""
+    fig = Figure(figsize=(6, 3.8))
+    ax = fig.subplots()
+    sizes = [r["batch_size"] for r in rows]
+    for side, label in (("kyutai", "Kyutai's script (re-created)"), ("dsmlab", "eval.wer")):
+        ax.plot(sizes, [r["rtfx"][side] for r in rows], marker="o", label=label)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(sizes, [str(b) for b in sizes])
+    ax.set_xlabel("batch size")
+    ax.set_ylabel("RTFx (audio s / wall s, median run)")
+    ax.set_ylim(bottom=0)
+    ax.set_title("End to end, whole processes")
+    ax.legend()
+    return _save(fig, path)
+
+
 def _save(fig, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
