@@ -6,12 +6,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from matplotlib.figure import Figure  # not pyplot: the caller's backend (a notebook's) stays
 
 
 def wer_histogram(records: Sequence[dict], path: Path) -> Path:
     wers = [min(r["wer"], 2.0) for r in records if r["status"] == "ok"]
-    fig = Figure(figsize=(6, 3.5))
+    fig = _figure(figsize=(6, 3.5))
     ax = fig.subplots()
     ax.hist(wers, bins=20, range=(0, 2.0), color="tab:blue")
     ax.set_xlabel("utterance WER (capped at 2)")
@@ -22,7 +21,7 @@ def wer_histogram(records: Sequence[dict], path: Path) -> Path:
 
 def timestamp_errors(records: Sequence[dict], path: Path) -> Path:
     matches = [m for r in records if r["status"] == "ok" for m in r.get("matches", [])]
-    fig = Figure(figsize=(6, 3.5))
+    fig = _figure(figsize=(6, 3.5))
     ax = fig.subplots()
     for edge, color in (("start", "tab:blue"), ("end", "tab:orange")):
         errors = [1000 * (m[f"hyp_{edge}"] - m[f"ref_{edge}"]) for m in matches]
@@ -49,7 +48,7 @@ def latency_cdf(records: Sequence[dict], path: Path, flush: Sequence[float] = ()
         for r in records
         if r["status"] == "ok" and r.get("finalization_s") is not None
     )
-    fig = Figure(figsize=(6, 3.5))
+    fig = _figure(figsize=(6, 3.5))
     ax = fig.subplots()
     for values, label in (
         (words, "word emission latency"),
@@ -90,7 +89,7 @@ def against_delay(rows: Sequence[dict], path: Path) -> Path:
             ],
         ),
     ]
-    fig = Figure(figsize=(17, 3.6))
+    fig = _figure(figsize=(17, 3.6))
     axes = fig.subplots(1, 4)
     for ax, (ylabel, series) in zip(axes, panels, strict=True):
         drawn = False
@@ -126,7 +125,7 @@ def reliability(curves: dict, path: Path) -> Path:
     """Left: accuracy against confidence per bin (the diagonal is calibrated), each bin's words
     beneath. Right: the share of words kept above each threshold and the error among them."""
     bins, retention = curves["reliability"], curves["retention"]
-    fig = Figure(figsize=(10, 5))
+    fig = _figure(figsize=(10, 5))
     grid = fig.add_gridspec(2, 2, height_ratios=[3, 1])
     top, bottom, right = (
         fig.add_subplot(grid[0, 0]),
@@ -159,7 +158,7 @@ def turn_curves(rows: Sequence[dict], pr_path: Path, latency_path: Path) -> tupl
     """eval.turns: precision against recall per detector (one point per threshold), and the
     median detection latency against each detector's threshold (silero: its pause rule)."""
     detectors = sorted({r["detector"] for r in rows})
-    fig = Figure(figsize=(5.5, 4.5))
+    fig = _figure(figsize=(5.5, 4.5))
     ax = fig.subplots()
     for name in detectors:
         mine = sorted((r for r in rows if r["detector"] == name), key=lambda r: r["threshold"])
@@ -171,7 +170,7 @@ def turn_curves(rows: Sequence[dict], pr_path: Path, latency_path: Path) -> tupl
     ax.set_title("End-of-turn detection")
     ax.legend(fontsize=8)
     _save(fig, pr_path)
-    fig = Figure(figsize=(10, 3.6))
+    fig = _figure(figsize=(10, 3.6))
     semantic, acoustic = fig.subplots(1, 2)
     for name in detectors:
         mine = sorted((r for r in rows if r["detector"] == name), key=lambda r: r["threshold"])
@@ -189,7 +188,7 @@ def turn_curves(rows: Sequence[dict], pr_path: Path, latency_path: Path) -> tupl
 
 def rtfx_by_batch(rows: Sequence[dict], path: Path) -> Path:
     """`eval.bench --end-to-end`: whole-process RTFx of both tools against batch size."""
-    fig = Figure(figsize=(6, 3.8))
+    fig = _figure(figsize=(6, 3.8))
     ax = fig.subplots()
     sizes = [r["batch_size"] for r in rows]
     for side, label in (("kyutai", "Kyutai's script (re-created)"), ("dsmlab", "eval.wer")):
@@ -202,6 +201,15 @@ def rtfx_by_batch(rows: Sequence[dict], path: Path) -> Path:
     ax.set_title("End to end, whole processes")
     ax.legend()
     return _save(fig, path)
+
+
+def _figure(**options):
+    """A matplotlib Figure, not pyplot's: the caller's backend (a notebook's) stays. Imported
+    here, not at the top: matplotlib costs about a second of every eval script's start-up, and
+    only a finished run draws."""
+    from matplotlib.figure import Figure
+
+    return Figure(**options)
 
 
 def _save(fig, path: Path) -> Path:
