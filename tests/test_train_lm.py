@@ -102,3 +102,13 @@ def test_a_small_recipe_learns_resumes_exactly_and_gets_vad_heads(tmp_path, monk
     assert report["train_steps"] > 0 and 0 < report["end_of_turn_share"] < 1
     assert len(report["test_split"]) == 9  # thresholds x holds
     assert dsmlab.load(whole, device="cpu").has_vad
+
+
+def test_phone_labels_trail_the_audio_by_the_lag():
+    phones = [{"phone": "a", "start": 0.0, "end": 0.04}, {"phone": "b", "start": 0.04, "end": 0.2}]
+    classes = {"a": 1, "b": 2}
+    now = audio_tokenizer.phone_labels(phones, frames=3, classes=classes)
+    assert now.tolist() == [1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 0, 0]  # 20 ms each
+    # one frame (4 labels) later: frame t names what frame t - 1 held, silence before the audio
+    late = audio_tokenizer.phone_labels(phones, frames=3, classes=classes, lag=1)
+    assert late.tolist() == [0, 0, 0, 0, *now[:8].tolist()]

@@ -81,10 +81,12 @@ def inventories(rows) -> dict[str, list[str]]:
     return {name: sorted(phones) for name, phones in sorted(found.items())}
 
 
-def phone_labels(phones: list[dict], frames: int, classes: dict[str, int]) -> torch.Tensor:
-    """[frames * SUB_FRAMES] labels: the phone at the middle of each 20 ms (SILENCE in pauses,
-    and for a phone the inventory does not hold)."""
-    times = (torch.arange(frames * SUB_FRAMES) + 0.5) / (FRAME_RATE * SUB_FRAMES)
+def phone_labels(
+    phones: list[dict], frames: int, classes: dict[str, int], lag: int = 0
+) -> torch.Tensor:
+    """[frames * SUB_FRAMES] labels: the phone at the middle of each 20 ms, `lag` frames
+    earlier (SILENCE in pauses, before the audio, and for a phone the inventory lacks)."""
+    times = (torch.arange(frames * SUB_FRAMES) + 0.5) / (FRAME_RATE * SUB_FRAMES) - lag / FRAME_RATE
     labels = torch.full((len(times),), SILENCE)
     for p in phones:
         if not is_pause(p["phone"]) and p["phone"] in classes:
@@ -128,20 +130,29 @@ def new_mimi(seed: int) -> MimiModel:
     return get_mimi(None, config, num_codebooks=config["quantizer"]["n_q"])
 
 
-def build(corpus: Path, out: Path, steps: int = 800, batch_size: int = 16, seed: int = 0) -> Path:
+def build(
+    corpus: Path,
+    out: Path,
+    steps: int = 800,
+    batch_size: int = 16,
+    seed: int = 0,
+    lag: int = 0,
+) -> Path:
     """Train the encoder, fit the codebooks, write mimi.safetensors and mimi_config.json into
-    `out` (with training.pt, the resumable state, and training_log.json)."""
+    `out` (with training.pt, the resumable state, and training_log.json). With `lag` > 0 the
+    latent of frame t learns the phones of frame t - lag: the causal encoder then hears each
+    phone's whole sound before naming it (the LM's delay covers the lag)."""
     rows = split_rows(corpus, "train")
     mimi = new_mimi(seed)
     state = Checkpointed(out / "training.pt", seed)
-    log, heads, sets = train_encoder(mimi, rows, steps, state, batch_size, seed)
+    log, heads, sets = train_encoder(mimi, rows, steps, state, batch_size, seed, lag)
     report = {
         f"phone_accuracy_{split}": round(
-            frame_accuracy(mimi, heads, sets, split_rows(corpus, split)), 4
+            frame_accuracy(mimi, heads, sets, split_rows(corpus, split), lag=lag), 4
         )
         for split in REPORTED_SPLITS
         if split in splits_of(corpus)
-    } | {"phones": {name: len(phones) for name, phones in sets.items()}}
+    } | {"phones": {name: len(phones) for name, phones in sets.items()}, "phone_lag": lag}
     picks = random.Random(seed).sample(range(len(rows)), min(QUANTIZER_UTTERANCES, len(rows)))
     fit_quantizer(mimi, [row_pcm(rows[i]) for i in picks], seed)
     out.mkdir(parents=True, exist_ok=True)
@@ -162,7 +173,13 @@ def _state(mimi: MimiModel) -> dict[str, torch.Tensor]:
 
 
 def train_encoder(
-    mimi: MimiModel, rows, steps: int, state: Checkpointed, batch_size: int = 16, seed: int = 0
+    mimi: MimiModel,
+    rows,
+    steps: int,
+    state: Checkpointed,
+    batch_size: int = 16,
+    seed: int = 0,
+    lag: int = 0,
 ) -> tuple[list[dict], PhoneHeads, dict[str, list[str]]]:
     """Train Mimi's encoder (SEANet, transformer, downsampling) and the phone heads on corpus
     rows; resumes from `state`. Returns the log (loss every 25 steps), heads and classes."""
@@ -187,7 +204,7 @@ def train_encoder(
     ):
         for step in range(start + 1, steps + 1):
             picks = random.Random(f"{seed}-{step}").sample(range(len(rows)), batch_size)
-            loss = _loss(mimi, heads, [rows[i] for i in picks], sets)
+            loss = _loss(mimi, heads, [rows[i] for i in picks], sets, lag)
             optimizer.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -203,7 +220,9 @@ def train_encoder(
     return log, heads, sets
 
 
-def _loss(mimi: MimiModel, heads: PhoneHeads, rows: list[dict], sets: dict) -> torch.Tensor:
+def _loss(
+    mimi: MimiModel, heads: PhoneHeads, rows: list[dict], sets: dict, lag: int = 0
+) -> torch.Tensor:
     """Cross-entropy of each row's phones under its phone set's head, averaged over frames."""
     audio, frames = _audio(rows)
     latent = mimi._encode_to_unquantized_latent(audio)
@@ -213,7 +232,7 @@ def _loss(mimi: MimiModel, heads: PhoneHeads, rows: list[dict], sets: dict) -> t
         if not mine:
             continue
         classes = {p: k + 1 for k, p in enumerate(phones)}
-        labels = torch.stack([phone_labels(rows[k]["phones"], frames, classes) for k in mine])
+        labels = torch.stack([phone_labels(rows[k]["phones"], frames, classes, lag) for k in mine])
         logits = heads(latent[mine], name)
         total = total + torch.nn.functional.cross_entropy(
             logits.flatten(0, 1), labels.flatten(), reduction="sum"
@@ -223,7 +242,9 @@ def _loss(mimi: MimiModel, heads: PhoneHeads, rows: list[dict], sets: dict) -> t
 
 
 @torch.no_grad()
-def frame_accuracy(mimi: MimiModel, heads: PhoneHeads, sets: dict, rows, limit: int = 100) -> float:
+def frame_accuracy(
+    mimi: MimiModel, heads: PhoneHeads, sets: dict, rows, limit: int = 100, lag: int = 0
+) -> float:
     """Share of 20 ms steps inside phones whose phone the head names, on `limit` rows: how
     much of the speech the latents carry, before quantization."""
     hits = total = 0
@@ -232,7 +253,7 @@ def frame_accuracy(mimi: MimiModel, heads: PhoneHeads, sets: dict, rows, limit: 
             name = phone_set(row["synthesizer"])
             classes = {p: k + 1 for k, p in enumerate(sets[name])}
             audio, frames = _audio([row])
-            labels = phone_labels(row["phones"], frames, classes)
+            labels = phone_labels(row["phones"], frames, classes, lag)
             guess = heads(mimi._encode_to_unquantized_latent(audio), name)[0].argmax(-1)
             inside = labels != SILENCE
             hits += int((guess[inside] == labels[inside]).sum())
@@ -302,10 +323,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=positive_int, default=800)
     parser.add_argument("--batch-size", type=positive_int, default=16)
     parser.add_argument("--seed", type=non_negative_int, default=0)
+    parser.add_argument(
+        "--phone-lag", type=non_negative_int, default=0, help="frames the phone labels trail"
+    )
     args = parser.parse_args(argv)
 
     def body() -> int:
-        print(build(args.corpus, args.out, args.steps, args.batch_size, args.seed))
+        print(build(args.corpus, args.out, args.steps, args.batch_size, args.seed, args.phone_lag))
         return 0
 
     return run_cli(body, debug=args.debug)
