@@ -93,7 +93,7 @@ def process(command: list[str], env: dict, cwd: Path) -> tuple[float, float]:
     return wall, usage.ru_maxrss / 2**20  # KiB on Linux
 
 
-def environment(threads: int) -> dict:
+def child_environment(threads: int) -> dict:
     return os.environ | {
         "OMP_NUM_THREADS": str(threads),
         "MKL_NUM_THREADS": str(threads),
@@ -167,7 +167,7 @@ def compare(model_dir: Path, dataset: Path, out: Path, runs: int, threads: int, 
     peaks: dict[str, float] = {name: 0.0 for name in steps}
     for k in range(runs):
         for name in sorted(steps, reverse=k % 2 == 1):  # alternate who goes first
-            wall, peak = process(steps[name], environment(threads), cwd[name])
+            wall, peak = process(steps[name], child_environment(threads), cwd[name])
             walls[name].append(wall)
             peaks[name] = max(peaks[name], peak)
     kyutai = json.loads((out / "kyutai.json").read_text())
@@ -207,7 +207,7 @@ def long_file_memory(model_dir: Path, data, minutes: float, threads: int, out: P
         soundfile.write(path, audio, dsmlab.SAMPLE_RATE)
         command = [sys.executable, "-m", "dsmlab", "transcribe", str(path)]
         wall, peak = process(
-            [*command, "--model", str(model_dir)], environment(threads), Path.cwd()
+            [*command, "--model", str(model_dir)], child_environment(threads), Path.cwd()
         )
         path.unlink()
         found["minutes"].append(length)
