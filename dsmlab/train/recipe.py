@@ -44,6 +44,7 @@ class Recipe:
     unseen_flite: int = 100
     festival: int = 100
     tokenizer_steps: int = 800
+    phone_lag: int = 0  # frames the tokenizer's phone labels trail (audio_tokenizer.build)
     lm_steps: int = 2000
     seed: int = 0
     workers: int = 2
@@ -79,7 +80,11 @@ def run(out: Path, recipe: Recipe) -> dict:
         "audio tokenizer",
         tokenizer_dir / "mimi.safetensors",
         lambda: audio_tokenizer.build(
-            corpus_dir, tokenizer_dir, recipe.tokenizer_steps, seed=recipe.seed
+            corpus_dir,
+            tokenizer_dir,
+            recipe.tokenizer_steps,
+            seed=recipe.seed,
+            lag=recipe.phone_lag,
         ),
     )
     for delay in recipe.delays:
@@ -154,8 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(prog="python -m dsmlab.train.recipe", description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("runs/recipe"))
     defaults = Recipe()
-    for name in ("train", "tokenizer_steps", "lm_steps", "seed", "workers"):
-        kind = non_negative_int if name == "seed" else positive_int
+    for name in ("train", "tokenizer_steps", "phone_lag", "lm_steps", "seed", "workers"):
+        kind = non_negative_int if name in ("seed", "phone_lag") else positive_int
         parser.add_argument(
             f"--{name.replace('_', '-')}", type=kind, default=getattr(defaults, name)
         )
@@ -170,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
             delays=tuple(args.delays),
             train=args.train,
             tokenizer_steps=args.tokenizer_steps,
+            phone_lag=args.phone_lag,
             lm_steps=args.lm_steps,
             seed=args.seed,
             workers=args.workers,
