@@ -6,6 +6,8 @@ each delay -> VAD heads -> their scores -> (with --bundle) data/.
 
 Each step leaves its result in --out and is skipped when that result is there; a step killed
 half-way resumes from its last save (the corpus by chunks, the trainings every 100 steps).
+The LMs train --jobs at a time (default 2), each in a process of its own on its share of the
+cores, which gives the same weights as training them in turn with that many threads.
 recipe.json keeps each step's wall time and recipe_report.json the scores: WER per model on
 each held-out split (test: espeak-ng voices training never used; unseen-flite; festival, a
 synthesizer training never used) and on validation (training voices).
@@ -14,11 +16,18 @@ synthesizer training never used) and on validation (training voices).
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 import shutil
 import sys
 import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+import sentencepiece
+import torch
 
 from ..audio import FRAME_RATE, SAMPLE_RATE
 from ..bundled import MODELS_DIR, RECIPE_REPORT, TEST_SPLIT_DIR, data_dir
@@ -28,7 +37,7 @@ from ..loading import load
 from ..normalizers import get_normalizer
 from ..scoring import error_rates
 from ..transcribe import transcribe_batch
-from . import audio_tokenizer, corpus, lm, vad_heads
+from . import audio_tokenizer, codes, corpus, lm, vad_heads
 from .audio_tokenizer import row_pcm, split_rows
 
 SCORED_SPLITS = ("test", "unseen-flite", "festival", "validation")
@@ -47,7 +56,8 @@ class Recipe:
     phone_lag: int = 0  # frames the tokenizer's phone labels trail (audio_tokenizer.build)
     lm_steps: int = 2000
     seed: int = 0
-    workers: int = 2
+    workers: int = 2  # processes rendering the corpus
+    jobs: int = 2  # LMs trained at once, each on its share of the cores
 
 
 def run(out: Path, recipe: Recipe) -> dict:
@@ -55,12 +65,9 @@ def run(out: Path, recipe: Recipe) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     timings = _load(out / "recipe.json").get("seconds", {})
 
-    def step(name: str, done: Path, work) -> None:
-        if done.exists():
-            return
-        start = time.perf_counter()
-        work()
-        timings[name] = round(time.perf_counter() - start + timings.get(name, 0), 1)
+    def record(seconds: dict[str, float]) -> None:
+        for name, spent in seconds.items():
+            timings[name] = round(spent + timings.get(name, 0), 1)
         _dump(out / "recipe.json", {"recipe": asdict(recipe), "seconds": timings})
 
     sizes = {
@@ -71,39 +78,83 @@ def run(out: Path, recipe: Recipe) -> dict:
         "festival": recipe.festival,
     }
     corpus_dir, tokenizer_dir = out / "corpus", out / "tokenizer"
-    step(
-        "corpus",
-        corpus_dir / "dataset_dict.json",
-        lambda: corpus.generate(corpus_dir, sizes, recipe.seed, recipe.workers),
+    record(
+        _timed(
+            "corpus",
+            corpus_dir / "dataset_dict.json",
+            lambda: corpus.generate(corpus_dir, sizes, recipe.seed, recipe.workers),
+        )
     )
-    step(
-        "audio tokenizer",
-        tokenizer_dir / "mimi.safetensors",
-        lambda: audio_tokenizer.build(
-            corpus_dir,
-            tokenizer_dir,
-            recipe.tokenizer_steps,
-            seed=recipe.seed,
-            lag=recipe.phone_lag,
-        ),
-    )
-    for delay in recipe.delays:
-        model_dir = out / "models" / f"synth-d{delay}"
-        step(
-            f"lm d{delay}",
-            model_dir / CONFIG_NAME,
-            lambda d=delay, m=model_dir: lm.train(
-                corpus_dir, tokenizer_dir, m, d, steps=recipe.lm_steps, seed=recipe.seed
+    record(
+        _timed(
+            "audio tokenizer",
+            tokenizer_dir / "mimi.safetensors",
+            lambda: audio_tokenizer.build(
+                corpus_dir,
+                tokenizer_dir,
+                recipe.tokenizer_steps,
+                seed=recipe.seed,
+                lag=recipe.phone_lag,
             ),
         )
-        step(
-            f"vad heads d{delay}",
-            model_dir / "vad_report.json",
-            lambda m=model_dir: vad_heads.add_vad_heads(m, corpus_dir, tokenizer_dir),
-        )
+    )
+    models = [out / "models" / f"synth-d{delay}" for delay in recipe.delays]
+    if not all((m / CONFIG_NAME).exists() for m in models):
+        start = time.perf_counter()
+        _encode_training_codes(corpus_dir, tokenizer_dir, recipe.seed)
+        record({"training codes": time.perf_counter() - start})
+    if recipe.jobs == 1:
+        for delay in recipe.delays:
+            record(_one_delay(out, recipe, delay))
+    else:
+        # Small models use a second core poorly: N trainings of one thread each finish sooner
+        # than N in turn on all the cores.
+        threads = max(1, (os.cpu_count() or 1) // recipe.jobs)
+        spawn = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(recipe.jobs, spawn) as pool:
+            runs = [pool.submit(_one_delay, out, recipe, d, threads) for d in recipe.delays]
+            for finished in as_completed(runs):
+                record(finished.result())
     report_path = out / RECIPE_REPORT
-    step("scores", report_path, lambda: _dump(report_path, scores(out, recipe)))
+    record(_timed("scores", report_path, lambda: _dump(report_path, scores(out, recipe))))
     return _load(report_path)
+
+
+def _one_delay(out: Path, recipe: Recipe, delay: int, threads: int | None = None) -> dict:
+    """The LM of one delay and its VAD heads; their wall times by name."""
+    if threads:
+        torch.set_num_threads(threads)
+    corpus_dir, tokenizer_dir = out / "corpus", out / "tokenizer"
+    model_dir = out / "models" / f"synth-d{delay}"
+    seconds = _timed(
+        f"lm d{delay}",
+        model_dir / CONFIG_NAME,
+        lambda: lm.train(
+            corpus_dir, tokenizer_dir, model_dir, delay, steps=recipe.lm_steps, seed=recipe.seed
+        ),
+    )
+    seconds |= _timed(
+        f"vad heads d{delay}",
+        model_dir / "vad_report.json",
+        lambda: vad_heads.add_vad_heads(model_dir, corpus_dir, tokenizer_dir),
+    )
+    return seconds
+
+
+def _encode_training_codes(corpus_dir: Path, tokenizer_dir: Path, seed: int) -> None:
+    """Cache the training split's codes once, before the LMs that share them train at once."""
+    mimi, _ = audio_tokenizer.load_tokenizer(tokenizer_dir)
+    words = sentencepiece.SentencePieceProcessor(model_proto=codes.word_tokenizer(seed))
+    codes.encode_split(mimi, corpus_dir, "train", tokenizer_dir, words)
+
+
+def _timed(name: str, done: Path, work: Callable[[], object]) -> dict[str, float]:
+    """Run `work` unless `done` is there (a step finished before); its wall time by name."""
+    if done.exists():
+        return {}
+    start = time.perf_counter()
+    work()
+    return {name: time.perf_counter() - start}
 
 
 def scores(out: Path, recipe: Recipe) -> dict:
@@ -159,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(prog="python -m dsmlab.train.recipe", description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("runs/recipe"))
     defaults = Recipe()
-    for name in ("train", "tokenizer_steps", "phone_lag", "lm_steps", "seed", "workers"):
+    for name in ("train", "tokenizer_steps", "phone_lag", "lm_steps", "seed", "workers", "jobs"):
         kind = non_negative_int if name in ("seed", "phone_lag") else positive_int
         parser.add_argument(
             f"--{name.replace('_', '-')}", type=kind, default=getattr(defaults, name)
@@ -179,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
             lm_steps=args.lm_steps,
             seed=args.seed,
             workers=args.workers,
+            jobs=args.jobs,
         )
         print(json.dumps(run(args.out, recipe), indent=2))
         if args.bundle:
