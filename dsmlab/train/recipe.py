@@ -52,8 +52,8 @@ class Recipe:
     test: int = 100
     unseen_flite: int = 100
     festival: int = 100
-    tokenizer_steps: int = 800
-    phone_lag: int = 0  # frames the tokenizer's phone labels trail (audio_tokenizer.build)
+    tokenizer_steps: int = audio_tokenizer.STEPS
+    phone_lag: int = audio_tokenizer.PHONE_LAG  # frames the tokenizer's phone labels trail
     lm_steps: int = 2000
     seed: int = 0
     workers: int = 2  # processes rendering the corpus
