@@ -1,7 +1,7 @@
 """The bundled models' whole recipe, one resumable command: corpus -> audio tokenizer -> an LM at
 each delay -> VAD heads -> their scores -> (with --bundle) data/.
 
-    python -m dsmlab.train.recipe --out runs/recipe             # about 2 hours on 2 CPU cores
+    python -m dsmlab.train.recipe --out runs/recipe             # about 90 minutes on 2 CPU cores
     python -m dsmlab.train.recipe --out runs/recipe --bundle    # then copy into data/
 
 Each step leaves its result in --out and is skipped when that result is there; a step killed
@@ -54,7 +54,7 @@ class Recipe:
     festival: int = 100
     tokenizer_steps: int = audio_tokenizer.STEPS
     phone_lag: int = audio_tokenizer.PHONE_LAG  # frames the tokenizer's phone labels trail
-    lm_steps: int = 2000
+    lm_steps: int = lm.STEPS
     seed: int = 0
     workers: int = 2  # processes rendering the corpus
     jobs: int = 2  # LMs trained at once, each on its share of the cores
