@@ -1,10 +1,12 @@
 import json
 import shutil
+from dataclasses import asdict, replace
 
 import pytest
 import torch
 
 import dsmlab
+from dsmlab.errors import UsageError
 from dsmlab.train import audio_tokenizer, recipe
 from dsmlab.train.corpus import generate
 
@@ -53,3 +55,27 @@ def test_the_recipe_trains_its_delays_at_once_as_it_would_in_turn_and_resumes(
 
     recipe.run(outs[2], recipe.Recipe(**TINY, jobs=2))  # all done: nothing runs again
     assert json.loads((outs[2] / "recipe.json").read_text())["seconds"] == seconds
+
+
+def test_a_rerun_with_other_settings_is_refused_before_any_work(tmp_path):
+    made = recipe.Recipe(**TINY)
+    (tmp_path / "recipe.json").write_text(json.dumps({"recipe": asdict(made), "seconds": {}}))
+    with pytest.raises(UsageError, match=r"lm_steps: 20 -> 40.*another --out"):
+        recipe.run(tmp_path, replace(made, lm_steps=40))
+    with pytest.raises(UsageError, match=r"delays: \[1, 2\] -> \[1, 2, 4\]"):
+        recipe.run(tmp_path, replace(made, delays=(1, 2, 4)))
+    assert not (tmp_path / "corpus").exists()
+
+
+def test_other_job_and_worker_counts_change_how_fast_not_what_so_a_rerun_goes_on(tmp_path):
+    made = recipe.Recipe(**TINY, jobs=2, workers=2)
+    (tmp_path / "recipe.json").write_text(json.dumps({"recipe": asdict(made), "seconds": {}}))
+    for done in ("corpus/dataset_dict.json", "tokenizer/mimi.safetensors", "recipe_report.json"):
+        (tmp_path / done).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / done).write_text("{}")
+    for delay in made.delays:
+        for done in ("config.json", "vad_report.json"):
+            path = tmp_path / "models" / f"synth-d{delay}" / done
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("{}")
+    assert recipe.run(tmp_path, replace(made, jobs=1, workers=1)) == {}

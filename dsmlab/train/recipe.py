@@ -33,6 +33,7 @@ from ..audio import FRAME_RATE, SAMPLE_RATE
 from ..bundled import MODELS_DIR, RECIPE_REPORT, TEST_SPLIT_DIR, data_dir
 from ..checkpoint import CONFIG_NAME
 from ..cli import ArgumentParser, non_negative_int, positive_int, run_cli
+from ..errors import UsageError
 from ..loading import load
 from ..normalizers import get_normalizer
 from ..scoring import error_rates
@@ -42,6 +43,7 @@ from .audio_tokenizer import row_pcm, split_rows
 
 SCORED_SPLITS = ("test", "unseen-flite", "festival", "validation")
 TRAINING_FILES = ("training.pt",)  # left out of a bundled model
+NOT_IN_RESULTS = ("workers", "jobs")  # settings that change how fast, not what comes out
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,9 @@ class Recipe:
 def run(out: Path, recipe: Recipe) -> dict:
     """Every step not done yet; returns the scores (also in recipe_report.json)."""
     out.mkdir(parents=True, exist_ok=True)
-    timings = _load(out / "recipe.json").get("seconds", {})
+    earlier = _load(out / "recipe.json")
+    _check_same_recipe(out, earlier.get("recipe", {}), json.loads(json.dumps(asdict(recipe))))
+    timings = earlier.get("seconds", {})
 
     def record(seconds: dict[str, float]) -> None:
         for name, spent in seconds.items():
@@ -118,6 +122,21 @@ def run(out: Path, recipe: Recipe) -> dict:
     report_path = out / RECIPE_REPORT
     record(_timed("scores", report_path, lambda: _dump(report_path, scores(out, recipe))))
     return _load(report_path)
+
+
+def _check_same_recipe(out: Path, earlier: dict, now: dict) -> None:
+    """A step is skipped when its result is there, so a rerun with other settings would mix
+    their results with the earlier ones' under the new settings' name: refuse it."""
+    changed = [
+        f"{k}: {earlier[k]} -> {now[k]}"
+        for k in now
+        if k not in NOT_IN_RESULTS and k in earlier and earlier[k] != now[k]
+    ]
+    if changed:
+        raise UsageError(
+            f"{out} holds a recipe made with other settings ({', '.join(changed)}): "
+            "use another --out, or the earlier settings"
+        )
 
 
 def _one_delay(out: Path, recipe: Recipe, delay: int, threads: int | None = None) -> dict:
