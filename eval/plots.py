@@ -97,11 +97,13 @@ def against_delay(rows: Sequence[dict], path: Path) -> Path:
             values = [r.get(key) for r in rows]
             if any(v is not None and not np.isnan(v) for v in values):
                 ys = np.array([np.nan if v is None else v * scale for v in values])
-                ax.plot(delays, ys, "o-", label=label)
+                (line,) = ax.plot(delays, ys, "o-", label=label)
                 bounds = [r.get(f"{key}_ci95") for r in rows]
-                if all(b is not None for b in bounds):  # 95% intervals as error bars
+                if all(b is not None for b in bounds):
+                    # 95% intervals as bars; on a few utterances a percentile interval may
+                    # leave out the point estimate, so they are drawn bound to bound
                     low, high = (np.array([b[k] for b in bounds]) * scale for k in (0, 1))
-                    ax.errorbar(delays, ys, yerr=[ys - low, high - ys], fmt="none", capsize=3)
+                    ax.vlines(delays, low, high, color=line.get_color(), lw=1.5)
                 drawn = True
         if not drawn:
             ax.text(

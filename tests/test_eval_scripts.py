@@ -8,6 +8,7 @@ import pytest
 
 import dsmlab
 from eval import latency, metrics, sweep, timestamps
+from eval.plots import against_delay
 from eval.records import read_records
 
 SAMPLES = ["--max-samples", "3", "--batch-size", "3"]
@@ -114,3 +115,12 @@ def test_sweep_orders_models_by_delay_and_latency_grows_with_it(tmp_path):
         float(rows[1]["corpus_wer"]) - float(rows[0]["corpus_wer"])
     )
     assert (out / "against_delay.png").stat().st_size > 10_000
+
+
+def test_against_delay_draws_an_interval_that_leaves_out_its_point(tmp_path):
+    # a percentile bootstrap over 3 utterances can put the corpus WER outside its interval
+    rows = [
+        {"delay_s": 0.16, "corpus_wer": 0.5, "corpus_wer_ci95": [0.55, 0.9]},
+        {"delay_s": 1.28, "corpus_wer": 0.3, "corpus_wer_ci95": [0.1, 0.25]},
+    ]
+    assert against_delay(rows, tmp_path / "a.png").stat().st_size > 10_000
