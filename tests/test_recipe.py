@@ -79,3 +79,24 @@ def test_other_job_and_worker_counts_change_how_fast_not_what_so_a_rerun_goes_on
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text("{}")
     assert recipe.run(tmp_path, replace(made, jobs=1, workers=1)) == {}
+
+
+def test_a_rerun_trains_only_the_unfinished_delays_and_starts_no_processes_for_them(
+    tmp_path, monkeypatch
+):
+    made = recipe.Recipe(**TINY, jobs=2)
+    for done in ("corpus/dataset_dict.json", "tokenizer/mimi.safetensors"):
+        (tmp_path / done).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / done).write_text("{}")
+    first, second = made.delays
+    for delay, names in ((first, ("config.json", "vad_report.json")), (second, ("config.json",))):
+        for name in names:
+            path = tmp_path / "models" / f"synth-d{delay}" / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("{}")
+    trained = []
+    monkeypatch.setattr(recipe, "_one_delay", lambda out, r, d, *_: trained.append(d) or {})
+    monkeypatch.setattr(recipe, "ProcessPoolExecutor", None)  # calling it would fail
+    monkeypatch.setattr(recipe, "scores", lambda out, r: {"scored": True})
+    assert recipe.run(tmp_path, made) == {"scored": True}
+    assert trained == [second]

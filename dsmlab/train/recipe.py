@@ -102,13 +102,15 @@ def run(out: Path, recipe: Recipe) -> dict:
             ),
         )
     )
-    models = [out / "models" / f"synth-d{delay}" for delay in recipe.delays]
-    if not all((m / CONFIG_NAME).exists() for m in models):
+    if not all((_model_dir(out, d) / CONFIG_NAME).exists() for d in recipe.delays):
         start = time.perf_counter()
         _encode_training_codes(corpus_dir, tokenizer_dir, recipe.seed)
         record({"training codes": time.perf_counter() - start})
-    if recipe.jobs == 1:
-        for delay in recipe.delays:
+    unfinished = [
+        d for d in recipe.delays if not (_model_dir(out, d) / vad_heads.REPORT_NAME).exists()
+    ]
+    if recipe.jobs == 1 or len(unfinished) <= 1:
+        for delay in unfinished:
             record(_one_delay(out, recipe, delay))
     else:
         # Small models use a second core poorly: N trainings of one thread each finish sooner
@@ -116,7 +118,7 @@ def run(out: Path, recipe: Recipe) -> dict:
         threads = max(1, (os.cpu_count() or 1) // recipe.jobs)
         spawn = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(recipe.jobs, spawn) as pool:
-            runs = [pool.submit(_one_delay, out, recipe, d, threads) for d in recipe.delays]
+            runs = [pool.submit(_one_delay, out, recipe, d, threads) for d in unfinished]
             for finished in as_completed(runs):
                 record(finished.result())
     report_path = out / RECIPE_REPORT
@@ -144,7 +146,7 @@ def _one_delay(out: Path, recipe: Recipe, delay: int, threads: int | None = None
     if threads:
         torch.set_num_threads(threads)
     corpus_dir, tokenizer_dir = out / "corpus", out / "tokenizer"
-    model_dir = out / "models" / f"synth-d{delay}"
+    model_dir = _model_dir(out, delay)
     seconds = _timed(
         f"lm d{delay}",
         model_dir / CONFIG_NAME,
@@ -154,10 +156,14 @@ def _one_delay(out: Path, recipe: Recipe, delay: int, threads: int | None = None
     )
     seconds |= _timed(
         f"vad heads d{delay}",
-        model_dir / "vad_report.json",
+        model_dir / vad_heads.REPORT_NAME,
         lambda: vad_heads.add_vad_heads(model_dir, corpus_dir, tokenizer_dir),
     )
     return seconds
+
+
+def _model_dir(out: Path, delay: int) -> Path:
+    return out / "models" / f"synth-d{delay}"
 
 
 def _encode_training_codes(corpus_dir: Path, tokenizer_dir: Path, seed: int) -> None:
@@ -181,7 +187,7 @@ def scores(out: Path, recipe: Recipe) -> dict:
     normalize = get_normalizer("whisper", "en")
     table: dict[str, dict] = {}
     for delay in recipe.delays:
-        model = load(out / "models" / f"synth-d{delay}", device="cpu")
+        model = load(_model_dir(out, delay), device="cpu")
         row = {"delay_s": delay / FRAME_RATE}
         for split in SCORED_SPLITS:
             rows = split_rows(out / "corpus", split)

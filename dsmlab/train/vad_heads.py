@@ -37,6 +37,7 @@ from .lm import batch_codes, teacher_forced
 
 NUM_HEADS, HEAD_DIM = 4, 6  # Kyutai's layout
 END_OF_TURN, SPEAKING = 0, 1  # classes of head END_OF_TURN_HEAD
+REPORT_NAME = "vad_report.json"  # beside the weights; its presence marks the heads trained
 
 
 def end_of_turn_labels(last_end_s: float, n_frames: int) -> torch.Tensor:
@@ -140,7 +141,7 @@ def add_vad_heads(
         "end_of_turn_share": round(float((y == END_OF_TURN).float().mean()), 3),
         "test_split": detection_report(model, corpus),
     }
-    write_checkpoint(model, model_dir, reports={"vad_report.json": report})
+    write_checkpoint(model, model_dir, reports={REPORT_NAME: report})
     return report
 
 
