@@ -119,6 +119,20 @@ def corrupt_inputs(codes: torch.Tensor, vocab: int, card: int, generator) -> tor
     return noisy
 
 
+def model_config(text_card: int, delay_frames: int, dim: int, num_layers: int) -> dict:
+    """The LM's config.json: SMALL_LM at this width and depth (moshi's head count stays, so a
+    wider model has wider heads), with the text vocabulary and the delay."""
+    return SMALL_LM | {
+        "dim": dim,
+        "num_layers": num_layers,
+        "text_card": text_card,
+        "stt_config": {
+            "audio_delay_seconds": delay_frames / FRAME_RATE,
+            "audio_silence_prefix_seconds": 0.0,
+        },
+    }
+
+
 def train(
     corpus: Path,
     tokenizer_dir: Path,
@@ -131,6 +145,8 @@ def train(
     device: str = "cpu",
     eval_every: int = 500,
     save_every: int = 100,
+    dim: int = SMALL_LM["dim"],
+    num_layers: int = SMALL_LM["num_layers"],
 ) -> Path:
     """Train one model and write it to `out` (HF layout); see the module docstring."""
     torch.manual_seed(seed)
@@ -143,13 +159,7 @@ def train(
         (valid_rows[i]["text"], row_pcm(valid_rows[i]))
         for i in range(min(VALIDATION_UTTERANCES, len(valid_rows)))
     ]
-    config = SMALL_LM | {
-        "text_card": tokenizer.get_piece_size(),
-        "stt_config": {
-            "audio_delay_seconds": delay_frames / FRAME_RATE,
-            "audio_silence_prefix_seconds": 0.0,
-        },
-    }
+    config = model_config(tokenizer.get_piece_size(), delay_frames, dim, num_layers)
     lm = get_moshi_lm(None, lm_kwargs=lm_kwargs(config), device=device, dtype=torch.float32)
     model = DSMModel.from_parts(
         config,
@@ -225,9 +235,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=non_negative_int, default=0)
     parser.add_argument("--eval-every", type=positive_int, default=500)
     parser.add_argument("--save-every", type=positive_int, default=100)
+    parser.add_argument("--dim", type=positive_int, default=SMALL_LM["dim"], help="LM width")
+    parser.add_argument("--num-layers", type=positive_int, default=SMALL_LM["num_layers"])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args(argv)
-    options = ("steps", "batch_size", "lr", "seed", "device", "eval_every", "save_every")
+    options = (
+        *("steps", "batch_size", "lr", "seed", "device", "eval_every", "save_every"),
+        *("dim", "num_layers"),
+    )
 
     def body() -> int:
         kwargs = {k: getattr(args, k) for k in options}

@@ -1,7 +1,7 @@
 """The bundled models' whole recipe, one resumable command: corpus -> audio tokenizer -> an LM at
 each delay -> VAD heads -> their scores -> (with --bundle) data/.
 
-    python -m dsmlab.train.recipe --out runs/recipe             # about 90 minutes on 2 CPU cores
+    python -m dsmlab.train.recipe --out runs/recipe             # about 2 hours on 2 CPU cores
     python -m dsmlab.train.recipe --out runs/recipe --bundle    # then copy into data/
 
 Each step leaves its result in --out and is skipped when that result is there; a step killed
