@@ -70,14 +70,10 @@ def test_a_rerun_with_other_settings_is_refused_before_any_work(tmp_path):
 def test_other_job_and_worker_counts_change_how_fast_not_what_so_a_rerun_goes_on(tmp_path):
     made = recipe.Recipe(**TINY, jobs=2, workers=2)
     (tmp_path / "recipe.json").write_text(json.dumps({"recipe": asdict(made), "seconds": {}}))
-    for done in ("corpus/dataset_dict.json", "tokenizer/mimi.safetensors", "recipe_report.json"):
-        (tmp_path / done).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / done).write_text("{}")
+    _leave_results(tmp_path, "corpus/dataset_dict.json", "tokenizer/mimi.safetensors")
+    _leave_results(tmp_path, "recipe_report.json")
     for delay in made.delays:
-        for done in ("config.json", "vad_report.json"):
-            path = tmp_path / "models" / f"synth-d{delay}" / done
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text("{}")
+        _leave_results(tmp_path / "models" / f"synth-d{delay}", "config.json", "vad_report.json")
     assert recipe.run(tmp_path, replace(made, jobs=1, workers=1)) == {}
 
 
@@ -85,18 +81,20 @@ def test_a_rerun_trains_only_the_unfinished_delays_and_starts_no_processes_for_t
     tmp_path, monkeypatch
 ):
     made = recipe.Recipe(**TINY, jobs=2)
-    for done in ("corpus/dataset_dict.json", "tokenizer/mimi.safetensors"):
-        (tmp_path / done).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / done).write_text("{}")
+    _leave_results(tmp_path, "corpus/dataset_dict.json", "tokenizer/mimi.safetensors")
     first, second = made.delays
-    for delay, names in ((first, ("config.json", "vad_report.json")), (second, ("config.json",))):
-        for name in names:
-            path = tmp_path / "models" / f"synth-d{delay}" / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text("{}")
+    _leave_results(tmp_path / "models" / f"synth-d{first}", "config.json", "vad_report.json")
+    _leave_results(tmp_path / "models" / f"synth-d{second}", "config.json")
     trained = []
     monkeypatch.setattr(recipe, "_one_delay", lambda out, r, d, *_: trained.append(d) or {})
     monkeypatch.setattr(recipe, "ProcessPoolExecutor", None)  # calling it would fail
     monkeypatch.setattr(recipe, "scores", lambda out, r: {"scored": True})
     assert recipe.run(tmp_path, made) == {"scored": True}
     assert trained == [second]
+
+
+def _leave_results(root, *names):
+    """The files by which the recipe knows a step finished (their content is not read)."""
+    for name in names:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text("{}")

@@ -7,16 +7,17 @@ from moshi.models.loaders import get_moshi_lm
 import dsmlab
 from dsmlab.checkpoint import lm_kwargs
 from dsmlab.train import audio_tokenizer
-from dsmlab.train import lm as lm_module
 from dsmlab.train.codes import Example
 from dsmlab.train.corpus import generate
 from dsmlab.train.lm import (
     AUDIO_CODE_NOISE,
     END_OF_PADDING_ID,
     PADDING_ID,
+    SMALL_LM,
     TEXT_INPUT_NOISE,
     batch_codes,
     corrupt_inputs,
+    model_config,
     text_stream,
     train,
 )
@@ -118,10 +119,10 @@ def test_phone_labels_trail_the_audio_by_the_lag():
 
 
 def test_a_wider_deeper_lm_is_built_at_the_size_asked():
-    config = lm_module.model_config(text_card=50, delay_frames=16, dim=256, num_layers=6)
+    config = model_config(text_card=50, delay_frames=16, dim=256, num_layers=6)
     assert config["stt_config"]["audio_delay_seconds"] == 1.28
     assert (config["dim"], config["num_layers"]) == (256, 6)
-    assert lm_module.SMALL_LM["dim"] == 128  # the default stays the bundled models' size
+    assert SMALL_LM["dim"] == 128  # the default stays the bundled models' size
     model = get_moshi_lm(None, lm_kwargs=lm_kwargs(config), device="cpu", dtype=torch.float32)
     assert len(model.transformer.layers) == 6
     assert model.text_emb.weight.shape == (51, 256)  # moshi adds the initial token

@@ -240,8 +240,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args(argv)
     options = (
-        *("steps", "batch_size", "lr", "seed", "device", "eval_every", "save_every"),
-        *("dim", "num_layers"),
+        "steps",
+        "batch_size",
+        "lr",
+        "seed",
+        "device",
+        "eval_every",
+        "save_every",
+        "dim",
+        "num_layers",
     )
 
     def body() -> int:
