@@ -12,6 +12,7 @@ from .audio import FRAME_RATE, FRAME_SIZE, SAMPLE_RATE, AudioInput, load_audio
 from .bundled import bundled_models, default_model, test_split
 from .checkpoint import file_fingerprint, model_identity
 from .cli import run_cli
+from .conditioning import model_family
 from .errors import DSMLabError, UsageError
 from .loading import KNOWN_MODELS, available_models, load
 from .model import DSMModel
@@ -65,6 +66,7 @@ __all__ = [
     "iter_transcripts",
     "load",
     "load_audio",
+    "model_family",
     "model_identity",
     "pad_for_model",
     "padded_frames",

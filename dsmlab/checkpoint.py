@@ -15,6 +15,7 @@ kyutai/stt-2.6b-en, and loads its weights strictly.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
@@ -44,8 +45,9 @@ FINGERPRINT_SAMPLE = 1 << 20  # bytes read at the start, middle and end of a lar
 
 
 def lm_kwargs(config: dict) -> dict:
-    """The LMModel kwargs of a config.json, as moshi's loader derives them."""
-    return {k: v for k, v in config.items() if k not in NON_LM_KEYS}
+    """The LMModel kwargs of a config.json, as moshi's loader derives them (a deep copy:
+    moshi's loader writes into the conditioners' entries)."""
+    return copy.deepcopy({k: v for k, v in config.items() if k not in NON_LM_KEYS})
 
 
 def checkpoint_config(model: DSMModel) -> dict:

@@ -116,7 +116,9 @@ def load(
     dtype: torch.dtype | None = None,
     revision: str | None = None,
 ) -> DSMModel:
-    """Load a DSM STT model. CUDA (bf16) when available, else CPU (fp32); `device` overrides."""
+    """Load a DSM STT model. CUDA (bf16) when available, else CPU (fp32); `device` overrides.
+    A delay-conditioned model runs at its config's delay, or at the one `spec@seconds` names."""
+    spec, delay_s = split_delay(spec)
     source = resolve(spec, revision)
     device = pick_device(device)
     if dtype is None:
@@ -140,7 +142,7 @@ def load(
         raise DSMLabError(
             f"{source.name}: the files in {source.where} do not load: {first}"
         ) from None
-    return DSMModel.from_parts(
+    model = DSMModel.from_parts(
         files.config,
         mimi,
         lm,
@@ -154,6 +156,19 @@ def load(
             + ((files.mimi_config_path,) if files.mimi_config_path else ())
         },
     )
+    return model if delay_s is None else model.at_delay(delay_s)
+
+
+def split_delay(spec: str | Path) -> tuple[str | Path, float | None]:
+    """("dir", 0.64) for "dir@0.64"; a spec without a numeric @ suffix is left whole."""
+    head, at, tail = str(spec).rpartition("@")
+    if not at:
+        return spec, None
+    try:
+        delay_s = float(tail.removesuffix("s"))
+    except ValueError:
+        return spec, None
+    return head, delay_s
 
 
 def pick_device(device: str | torch.device | None) -> torch.device:

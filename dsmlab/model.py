@@ -6,6 +6,7 @@ A plain record: loading (`dsmlab.load`), random architectures and training all b
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,6 +14,13 @@ import torch
 from moshi.models import LMModel, MimiModel
 from sentencepiece import SentencePieceProcessor
 
+from .conditioning import (
+    check_delay,
+    condition_tensors,
+    conditioned_delays,
+    delay_label,
+    model_family,
+)
 from .errors import DSMLabError
 from .timing import END_OF_PADDING_ID, PADDING_ID
 
@@ -89,6 +97,26 @@ class DSMModel:
     def has_vad(self) -> bool:
         """True when the checkpoint carries the semantic-VAD (end-of-turn) heads."""
         return len(self.lm.extra_heads) > 0
+
+    @property
+    def delays_s(self) -> list[float]:
+        """The delays a delay-conditioned model serves ([] for a fixed-delay model)."""
+        return conditioned_delays(self.config)
+
+    def at_delay(self, delay_s: float) -> DSMModel:
+        """This delay-conditioned model run at another of its delays (named `name@delay`);
+        the weights are shared, not copied. A fixed-delay model accepts its own delay only."""
+        if not self.delays_s:
+            check_delay(delay_s, [self.delay_s], False, self.name)
+            return self
+        delay_s = check_delay(delay_s, self.delays_s, True, self.name)
+        base = model_family(self.name) or self.name
+        return dataclasses.replace(self, name=f"{base}@{delay_label(delay_s)}", delay_s=delay_s)
+
+    def condition_tensors(self, batch_size: int) -> dict | None:
+        """What moshi's `LMGen(condition_tensors=...)` needs to run `batch_size` streams of this
+        model at its delay; None for a fixed-delay model."""
+        return condition_tensors(self.lm, self.delay_s, batch_size) if self.delays_s else None
 
     @property
     def delay_frames(self) -> int:

@@ -91,6 +91,7 @@ class Stepper:
             temp=temperature,
             temp_text=temperature,
             on_text_logits_hook=self._keep_text_probs,
+            condition_tensors=model.condition_tensors(batch_size),
         )
         self._text_probs: torch.Tensor | None = None  # [B, text vocabulary] of the last step
         # the probability of each slot's text token on the last step ([B], on the device)

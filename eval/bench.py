@@ -93,8 +93,8 @@ def dataset_speech(dataset: str, max_samples: int | None) -> list[torch.Tensor]:
 def reference_loop(model: dsmlab.DSMModel, padded: torch.Tensor) -> torch.Tensor:
     """Kyutai's loop (delayed-streams-modeling scripts, Open ASR Leaderboard's run_eval):
     [B, samples] padded audio in, [B, frames] text tokens out."""
-    lm_gen = LMGen(model.lm, temp=0, temp_text=0)
     batch = padded.shape[0]
+    lm_gen = LMGen(model.lm, temp=0, temp_text=0, condition_tensors=model.condition_tensors(batch))
     tokens = []
     with model.mimi.streaming(batch), lm_gen.streaming(batch):
         for offset in range(0, padded.shape[1], model.frame_size):

@@ -218,13 +218,31 @@ def _stats(name: str, values: Sequence[float]) -> dict:
     }
 
 
-def paired_wer_differences(runs: Sequence[tuple[str, Sequence[dict]]]) -> list[dict]:
-    """Corpus WER differences between runs on the same utterances (each next run against the
-    one before, and the last against the first), with paired 95% bootstrap intervals over the
-    utterances both scored. `real`: the interval excludes 0."""
-    pairs = list(zip(runs, runs[1:], strict=False))
-    if len(runs) > 2:
-        pairs.append((runs[0], runs[-1]))
+def delay_pairs(runs: Sequence[tuple[str, float, Sequence[dict]]]) -> list[tuple]:
+    """The pairs of (name, delay, records) runs a sweep compares. Within a family (the
+    fixed-delay models; each delay-conditioned model, its runs named base@delay): each delay
+    against the next longer one, and the shortest against the longest when there are more than
+    two. Across families: runs at the same delay, the fixed-delay model first."""
+    families: dict[str, list] = {}
+    for run in sorted(runs, key=lambda run: run[1]):
+        families.setdefault(dsmlab.model_family(run[0]), []).append(run)
+    pairs = []
+    for members in families.values():
+        pairs += list(zip(members, members[1:], strict=False))
+        if len(members) > 2:
+            pairs.append((members[0], members[-1]))
+    ordered = sorted(families.items())  # "" (the fixed-delay models) first
+    for i, (_, members) in enumerate(ordered):
+        for _, others in ordered[i + 1 :]:
+            pairs += [(a, b) for a in members for b in others if abs(a[1] - b[1]) < 5e-4]
+    return pairs
+
+
+def paired_wer_differences(runs: Sequence[tuple[str, float, Sequence[dict]]]) -> list[dict]:
+    """Corpus WER differences between the `delay_pairs` of runs (name, delay, records) on the
+    same utterances, with paired 95% bootstrap intervals over the utterances both scored.
+    `real`: the interval excludes 0."""
+    pairs = [((a[0], a[2]), (b[0], b[2])) for a, b in delay_pairs(runs)]
     found = []
     for (name_a, records_a), (name_b, records_b) in pairs:
         a = {r["index"]: r for r in records_a if r["status"] == "ok"}

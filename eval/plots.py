@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+import dsmlab
 
 
 def wer_histogram(records: Sequence[dict], path: Path) -> Path:
@@ -65,9 +68,11 @@ def latency_cdf(records: Sequence[dict], path: Path, flush: Sequence[float] = ()
 
 
 def against_delay(rows: Sequence[dict], path: Path) -> Path:
-    """Sweep: WER, timestamp error and latency against the model delay."""
-    rows = sorted(rows, key=lambda r: r["delay_s"])
-    delays = [r["delay_s"] for r in rows]
+    """Sweep: WER, timestamp error and latency against the model delay; one line per family
+    (the fixed-delay models, each delay-conditioned model)."""
+    families: dict[str, list[dict]] = {}
+    for row in sorted(rows, key=lambda r: r["delay_s"]):
+        families.setdefault(dsmlab.model_family(row.get("model", "")), []).append(row)
     panels = [
         ("WER (%)", [("corpus_wer", "corpus WER", 100)]),
         ("median |start error| (ms)", [("start_abs_median_s", "start", 1000)]),
@@ -93,12 +98,15 @@ def against_delay(rows: Sequence[dict], path: Path) -> Path:
     axes = fig.subplots(1, 4)
     for ax, (ylabel, series) in zip(axes, panels, strict=True):
         drawn = False
-        for key, label, scale in series:
-            values = [r.get(key) for r in rows]
+        for (family, members), (key, label, scale) in itertools.product(families.items(), series):
+            delays = [r["delay_s"] for r in members]
+            values = [r.get(key) for r in members]
+            if len(families) > 1:
+                label = f"{label}, {family or 'fixed-delay models'}"
             if any(v is not None and not np.isnan(v) for v in values):
                 ys = np.array([np.nan if v is None else v * scale for v in values])
-                (line,) = ax.plot(delays, ys, "o-", label=label)
-                bounds = [r.get(f"{key}_ci95") for r in rows]
+                (line,) = ax.plot(delays, ys, "s--" if family else "o-", label=label)
+                bounds = [r.get(f"{key}_ci95") for r in members]
                 if all(b is not None for b in bounds):
                     # 95% intervals as bars; on a few utterances a percentile interval may
                     # leave out the point estimate, so they are drawn bound to bound
@@ -117,7 +125,7 @@ def against_delay(rows: Sequence[dict], path: Path) -> Path:
             )
         ax.set_xlabel("delay (s)")
         ax.set_ylabel(ylabel)
-        if len(series) > 1:
+        if len(series) > 1 or len(families) > 1:
             ax.legend(fontsize=8)
     fig.suptitle("The delay trade-off")
     return _save(fig, path)

@@ -1,9 +1,12 @@
 """python -m eval.sweep --model A --model B ... --dataset D --out DIR: the delay trade-off.
 
-Each model brings its own delay (delay is a training-time choice). Every model runs through
-the shared runner into DIR/<model>/ (resumable); the sweep adds the latency metrics and the
-flush study of `eval.latency`, 95% intervals on WER and the paired differences between
-consecutive delays, and writes sweep.json, sweep.csv and against_delay.png.
+Each model brings its own delay (delay is a training-time choice); a delay-conditioned model
+is given once per delay, as DIR@0.32 (`dsmlab.load`). Every model runs through the shared
+runner into DIR/<model>/ (resumable); the sweep adds the latency metrics and the flush study
+of `eval.latency`, 95% intervals on WER and paired differences (`metrics.delay_pairs`: between
+consecutive delays of the fixed-delay models and of each conditioned model, and between a
+conditioned model and the fixed-delay one at the same delay), and writes sweep.json, sweep.csv
+and against_delay.png.
 """
 
 from __future__ import annotations
@@ -81,8 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         if not rows:
             return 0
-        runs.sort(key=lambda run: run[1])
-        differences = metrics.paired_wer_differences([(name, rec) for name, _, rec in runs])
+        differences = metrics.paired_wer_differences(runs)
         for row in rows:
             low_high = row.get("corpus_wer_ci95") or [None, None]
             row["corpus_wer_ci95_low"], row["corpus_wer_ci95_high"] = low_high

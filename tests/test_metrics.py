@@ -126,10 +126,29 @@ def test_paired_wer_differences_compare_runs_on_their_common_utterances():
     a = [record(i, "one two three four", "one two three four") for i in range(5)]
     b = [record(i, "one two three four", "one two three") for i in range(5)]
     b.append(record(9, "x", "y"))  # only in b: not compared
-    (found,) = metrics.paired_wer_differences([("a", a), ("b", b)])
+    (found,) = metrics.paired_wer_differences([("a", 0.2, a), ("b", 0.4, b)])
     assert (found["from"], found["to"], found["utterances"]) == ("a", "b", 5)
     assert found["corpus_wer_difference"] == pytest.approx(0.25)
     assert found["ci95"] == [0.25, 0.25] and found["real"]
-    three = metrics.paired_wer_differences([("a", a), ("b", b), ("c", a)])
+    three = metrics.paired_wer_differences([("c", 0.6, a), ("a", 0.2, a), ("b", 0.4, b)])
     assert [(d["from"], d["to"]) for d in three] == [("a", "b"), ("b", "c"), ("a", "c")]
     assert three[2]["corpus_wer_difference"] == 0 and not three[2]["real"]
+
+
+def test_delay_pairs_keep_a_conditioned_model_apart_and_meet_it_at_equal_delays():
+    runs = [
+        ("d4", 0.32, []),
+        ("dc@0.32", 0.32, []),
+        ("d2", 0.16, []),
+        ("dc@0.16", 0.16, []),
+        ("d8", 0.64, []),
+    ]
+    pairs = [(a[0], b[0]) for a, b in metrics.delay_pairs(runs)]
+    assert pairs == [
+        ("d2", "d4"),
+        ("d4", "d8"),
+        ("d2", "d8"),
+        ("dc@0.16", "dc@0.32"),
+        ("d2", "dc@0.16"),
+        ("d4", "dc@0.32"),
+    ]

@@ -54,6 +54,8 @@ def test_batch_codes_shift_audio_by_one_frame_and_pad_with_the_last_frame():
     assert batch[1, 1:].tolist() == codes[:, 1:].tolist()  # audio frames 1..5
     assert batch[0, 1:].tolist() == [[1, 2, 3, 3, 3], [7, 8, 9, 9, 9]]
     assert batch[1, 0].tolist() == [P, E, 51, P, P]  # text: the stream's first T - 1 frames
+    each = batch_codes([long, long], delay_frames=[0, 2])  # a conditioned model's batch
+    assert each[:, 0].tolist() == [[E, 51, P, P, P], [P, P, E, 51, P]]
 
 
 def test_input_corruption_changes_words_and_codes_only_at_their_rates():
@@ -106,6 +108,12 @@ def test_a_small_recipe_learns_resumes_exactly_and_gets_vad_heads(tmp_path, monk
     assert report["train_steps"] > 0 and 0 < report["end_of_turn_share"] < 1
     assert len(report["test_split"]) == 9  # thresholds x holds
     assert dsmlab.load(whole, device="cpu").has_vad
+
+    options |= {"steps": 4, "eval_every": 4}
+    both = train(corpus, tokenizer, tmp_path / "both", delay_frames=[3, 1], **options)
+    entry = json.loads((both / "training_log.json").read_text())[-1]
+    assert set(entry["validation_wer_by_delay"]) == {"0.08", "0.24"}
+    assert dsmlab.load(f"{both}@0.08", device="cpu").delays_s == [0.08, 0.24]
 
 
 def test_phone_labels_trail_the_audio_by_the_lag():

@@ -3,6 +3,10 @@
     python -m dsmlab.train.lm --corpus runs/recipe/corpus --tokenizer runs/recipe/tokenizer \
         --delay-frames 8 --out runs/recipe/models/synth-d8
 
+Given several delays (`--delay-frames 2 4 8 16`), one delay-conditioned model learns them all:
+each example draws one, and the model is told which through moshi's conditioner
+(`dsmlab.conditioning`); load it at a delay with `dsmlab.load("dir@0.64")`.
+
 The text stream is built from word timings as moshi-finetune's interleaver does: a word's
 tokens from frame round(start * FRAME_RATE) + N, token 0 on the frame before, padding (3)
 elsewhere. Seeded and resumable: every --save-every steps the training's state goes to
@@ -27,6 +31,7 @@ from ..architectures import ARCHITECTURES
 from ..audio import FRAME_RATE
 from ..checkpoint import lm_kwargs, write_checkpoint
 from ..cli import ArgumentParser, non_negative_int, positive_float, positive_int, run_cli
+from ..conditioning import delay_conditioner, delay_label, delay_sum
 from ..model import DSMModel
 from ..normalizers import get_normalizer
 from ..scoring import error_rates
@@ -80,14 +85,17 @@ def text_stream(
     return tokens
 
 
-def batch_codes(examples: list[Example], delay_frames: int) -> torch.Tensor:
-    """[B, 1 + n_q, T - 1] training codes. LMGen drops audio frame 0 and sees frame t at step
-    t, while LMModel.forward predicts text t from position t - 1: so audio is shifted by one
-    frame, and the model sees in training exactly what it sees at inference."""
+def batch_codes(examples: list[Example], delay_frames: int | list[int]) -> torch.Tensor:
+    """[B, 1 + n_q, T - 1] training codes (one delay, or one per example). LMGen drops audio
+    frame 0 and sees frame t at step t, while LMModel.forward predicts text t from position
+    t - 1: so audio is shifted by one frame, and the model sees in training exactly what it
+    sees at inference."""
     length = max(e.codes.shape[1] for e in examples)
+    if isinstance(delay_frames, int):
+        delay_frames = [delay_frames] * len(examples)
     rows = []
-    for e in examples:
-        stream = torch.tensor(text_stream(e.word_ids, e.starts, length, delay_frames))
+    for e, delay in zip(examples, delay_frames, strict=True):
+        stream = torch.tensor(text_stream(e.word_ids, e.starts, length, delay))
         audio = e.codes
         if audio.shape[1] < length:  # more trailing silence: repeat the last (silent) frame
             audio = torch.cat([audio, audio[:, -1:].expand(-1, length - audio.shape[1])], 1)
@@ -95,12 +103,15 @@ def batch_codes(examples: list[Example], delay_frames: int) -> torch.Tensor:
     return torch.stack(rows)
 
 
-def teacher_forced(lm, codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def teacher_forced(
+    lm, codes: torch.Tensor, condition: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Transformer outputs [B, T, dim] and text logits [B, T, text_card] for each position of
     `codes` ([B, 1 + n_q, T]), as LMModel.forward computes them (the initial token first, all
-    delays 0) without its depformer part, which a dep_q = 0 STT model does not have."""
+    delays 0) without its depformer part, which a dep_q = 0 STT model does not have.
+    `condition`: the conditioners' sum ([B, 1, dim], `conditioning.delay_sum`), if any."""
     initial = lm._get_initial_token().expand(codes.shape[0], -1, -1)
-    out, logits = lm.forward_text(torch.cat([initial, codes[:, :, :-1]], dim=2))
+    out, logits = lm.forward_text(torch.cat([initial, codes[:, :, :-1]], dim=2), condition)
     return out, logits[:, 0]
 
 
@@ -119,25 +130,33 @@ def corrupt_inputs(codes: torch.Tensor, vocab: int, card: int, generator) -> tor
     return noisy
 
 
-def model_config(text_card: int, delay_frames: int, dim: int, num_layers: int) -> dict:
+def model_config(text_card: int, delay_frames: int | list[int], dim: int, num_layers: int) -> dict:
     """The LM's config.json: SMALL_LM at this width and depth (moshi's head count stays, so a
-    wider model has wider heads), with the text vocabulary and the delay."""
-    return SMALL_LM | {
-        "dim": dim,
-        "num_layers": num_layers,
-        "text_card": text_card,
-        "stt_config": {
-            "audio_delay_seconds": delay_frames / FRAME_RATE,
-            "audio_silence_prefix_seconds": 0.0,
-        },
-    }
+    wider model has wider heads), with the text vocabulary and the delay. Several delays: a
+    delay conditioner, and the longest as the delay a plain `dsmlab.load` runs at."""
+    delays = [delay_frames] if isinstance(delay_frames, int) else sorted(delay_frames)
+    conditioner = delay_conditioner([d / FRAME_RATE for d in delays]) if len(delays) > 1 else {}
+    delay_frames = delays[-1]
+    return (
+        SMALL_LM
+        | conditioner
+        | {
+            "dim": dim,
+            "num_layers": num_layers,
+            "text_card": text_card,
+            "stt_config": {
+                "audio_delay_seconds": delay_frames / FRAME_RATE,
+                "audio_silence_prefix_seconds": 0.0,
+            },
+        }
+    )
 
 
 def train(
     corpus: Path,
     tokenizer_dir: Path,
     out: Path,
-    delay_frames: int,
+    delay_frames: int | list[int],
     steps: int = STEPS,
     batch_size: int = 32,
     lr: float = 2e-3,
@@ -149,6 +168,7 @@ def train(
     num_layers: int = SMALL_LM["num_layers"],
 ) -> Path:
     """Train one model and write it to `out` (HF layout); see the module docstring."""
+    delays = [delay_frames] if isinstance(delay_frames, int) else sorted(set(delay_frames))
     torch.manual_seed(seed)
     tokenizer_bytes = word_tokenizer(seed)
     tokenizer = sentencepiece.SentencePieceProcessor(model_proto=tokenizer_bytes)
@@ -159,7 +179,7 @@ def train(
         (valid_rows[i]["text"], row_pcm(valid_rows[i]))
         for i in range(min(VALIDATION_UTTERANCES, len(valid_rows)))
     ]
-    config = model_config(tokenizer.get_piece_size(), delay_frames, dim, num_layers)
+    config = model_config(tokenizer.get_piece_size(), delays, dim, num_layers)
     lm = get_moshi_lm(None, lm_kwargs=lm_kwargs(config), device=device, dtype=torch.float32)
     model = DSMModel.from_parts(
         config,
@@ -183,10 +203,17 @@ def train(
         for step in range(first + 1, steps + 1):
             order = torch.Generator().manual_seed(seed * 1_000_003 + step)
             picks = torch.randint(len(train_set), (batch_size,), generator=order).tolist()
-            codes = batch_codes([train_set[i] for i in picks], delay_frames)
+            drawn = [delays[0]] * batch_size
+            condition = None
+            if len(delays) > 1:  # a fixed-delay run draws nothing more: same batches as before
+                drawn = [
+                    delays[k] for k in torch.randint(len(delays), (batch_size,), generator=order)
+                ]
+                condition = delay_sum(lm, [d / FRAME_RATE for d in drawn])
+            codes = batch_codes([train_set[i] for i in picks], drawn)
             noisy = corrupt_inputs(codes, tokenizer.get_piece_size(), mimi.cardinality, order)
             codes, noisy = codes.to(device), noisy.to(device)
-            _, logits = teacher_forced(lm, noisy)
+            _, logits = teacher_forced(lm, noisy, condition)
             loss = torch.nn.functional.cross_entropy(
                 logits.flatten(0, 1), codes[:, 0].flatten(), weight=weights
             )
@@ -199,7 +226,7 @@ def train(
             bar.set_postfix(loss=f"{loss.item():.3f}")
             entry = {"step": step, "loss": round(loss.item(), 4)}
             if step % eval_every == 0 or step == steps:
-                entry["validation_wer"] = validation_wer(model, valid_items)
+                entry |= validation_entry(model, valid_items)
                 bar.write(json.dumps(entry))
                 lm.train()
             if step == 1 or step % 25 == 0 or "validation_wer" in entry:  # from the untrained loss
@@ -208,6 +235,16 @@ def train(
                 state.save(modules, step, log)
     lm.eval()
     return write_checkpoint(model, out, reports={"training_log.json": log})
+
+
+def validation_entry(model: DSMModel, items: list[tuple[str, torch.Tensor]]) -> dict:
+    """{"validation_wer": ...}; for a delay-conditioned model the mean over its delays, and
+    each delay's in "validation_wer_by_delay"."""
+    if not model.delays_s:
+        return {"validation_wer": validation_wer(model, items)}
+    by_delay = {delay_label(d): validation_wer(model.at_delay(d), items) for d in model.delays_s}
+    mean = round(sum(by_delay.values()) / len(by_delay), 4)
+    return {"validation_wer": mean, "validation_wer_by_delay": by_delay}
 
 
 def validation_wer(model: DSMModel, items: list[tuple[str, torch.Tensor]]) -> float:
@@ -227,7 +264,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--tokenizer", type=Path, required=True, help="made by dsmlab.train.audio_tokenizer"
     )
-    parser.add_argument("--delay-frames", type=non_negative_int, required=True)
+    parser.add_argument(
+        "--delay-frames",
+        type=non_negative_int,
+        nargs="+",
+        required=True,
+        help="one delay, or several for one delay-conditioned model",
+    )
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--steps", type=positive_int, default=STEPS)
     parser.add_argument("--batch-size", type=positive_int, default=32)
@@ -253,7 +296,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> int:
         kwargs = {k: getattr(args, k) for k in options}
-        print(train(args.corpus, args.tokenizer, args.out, args.delay_frames, **kwargs))
+        delays = args.delay_frames[0] if len(args.delay_frames) == 1 else args.delay_frames
+        print(train(args.corpus, args.tokenizer, args.out, delays, **kwargs))
         return 0
 
     return run_cli(body, debug=args.debug)
