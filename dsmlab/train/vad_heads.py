@@ -26,6 +26,7 @@ from moshi.utils.compile import no_compile
 from ..audio import FRAME_RATE, SAMPLE_RATE
 from ..checkpoint import write_checkpoint
 from ..cli import ArgumentParser, run_cli
+from ..conditioning import delay_sum
 from ..errors import DSMLabError
 from ..loading import load
 from ..model import DSMModel
@@ -56,7 +57,11 @@ def features(model: DSMModel, corpus: Path, tokenizer_dir: Path, limit: int, bat
         for first in range(0, len(examples), batch_size):
             chunk = examples[first : first + batch_size]
             codes = batch_codes(chunk, delay_frames)
-            out, _ = teacher_forced(model.lm, codes)
+            # a delay-conditioned model's heads are fit at the delay it runs at (its default)
+            condition = (
+                delay_sum(model.lm, [model.delay_s] * len(chunk)) if model.delays_s else None
+            )
+            out, _ = teacher_forced(model.lm, codes, condition)
             for i, example in enumerate(chunk):
                 steps = example.codes.shape[1] - 1  # this row's steps, without batch padding
                 last_end = example.ends[-1]
