@@ -61,13 +61,12 @@ def check_delay(delay_s: float, delays_s: list[float], conditioned: bool, name: 
     raise UsageError(f"{name} serves the delays {choices} s, not {delay_s:g} s")
 
 
+def condition_tensors(lm, delays_s: list[float]) -> dict:
+    """moshi's condition tensors (for `LMGen` or the fuser), one delay per batch row."""
+    attributes = [ConditionAttributes(text={DELAY_CONDITION: delay_label(d)}) for d in delays_s]
+    return lm.condition_provider.prepare_and_provide(attributes)
+
+
 def delay_sum(lm, delays_s: list[float]) -> torch.Tensor:
     """[B, 1, dim]: what the LM adds to its input at every step, one delay per batch row."""
-    attributes = [ConditionAttributes(text={DELAY_CONDITION: delay_label(d)}) for d in delays_s]
-    return lm.fuser.get_sum(lm.condition_provider.prepare_and_provide(attributes))
-
-
-def condition_tensors(lm, delay_s: float, batch_size: int) -> dict:
-    """moshi's condition tensors of `batch_size` streams at one delay, for `LMGen`."""
-    attributes = [ConditionAttributes(text={DELAY_CONDITION: delay_label(delay_s)})] * batch_size
-    return lm.condition_provider.prepare_and_provide(attributes)
+    return lm.fuser.get_sum(condition_tensors(lm, delays_s))

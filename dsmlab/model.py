@@ -116,7 +116,7 @@ class DSMModel:
     def condition_tensors(self, batch_size: int) -> dict | None:
         """What moshi's `LMGen(condition_tensors=...)` needs to run `batch_size` streams of this
         model at its delay; None for a fixed-delay model."""
-        return condition_tensors(self.lm, self.delay_s, batch_size) if self.delays_s else None
+        return condition_tensors(self.lm, [self.delay_s] * batch_size) if self.delays_s else None
 
     @property
     def delay_frames(self) -> int:
