@@ -12,7 +12,7 @@ from .audio import FRAME_RATE, FRAME_SIZE, SAMPLE_RATE, AudioInput, load_audio
 from .bundled import bundled_models, default_model, test_split
 from .checkpoint import file_fingerprint, model_identity
 from .cli import run_cli
-from .conditioning import model_family
+from .conditioning import model_family, same_delay
 from .errors import DSMLabError, UsageError
 from .loading import KNOWN_MODELS, available_models, load
 from .model import DSMModel
@@ -72,6 +72,7 @@ __all__ = [
     "padded_frames",
     "run_cli",
     "run_streams",
+    "same_delay",
     "save_random",
     "test_split",
     "transcribe",

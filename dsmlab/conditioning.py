@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from moshi.conditioners import ConditionAttributes
 
-from .errors import UsageError
+from .errors import DSMLabError, UsageError
 
 DELAY_CONDITION = "delay"
 CONDITION_DIM = 16  # the lookup table's width before moshi's projection to the LM's width
@@ -42,18 +42,29 @@ def delay_conditioner(delays_s: list[float]) -> dict:
     }
 
 
+def same_delay(a: float, b: float) -> bool:
+    """Two delays are the same to the nearest millisecond (configs write them rounded)."""
+    return abs(a - b) < 5e-4
+
+
 def conditioned_delays(config: dict) -> list[float]:
     """The delays a checkpoint serves through its delay conditioner; [] for a fixed delay."""
     conditioner = (config.get("conditioners") or {}).get(DELAY_CONDITION)
     if not conditioner:
         return []
-    return [float(v) for v in conditioner[conditioner["type"]]["possible_values"]]
+    try:
+        return [float(v) for v in conditioner["lut"]["possible_values"]]
+    except (KeyError, TypeError, ValueError):
+        raise DSMLabError(
+            'config.json: the "delay" conditioner must be {"type": "lut", "lut": '
+            '{"possible_values": ["0.16", ...], ...}} (delays in seconds)'
+        ) from None
 
 
-def check_delay(delay_s: float, delays_s: list[float], conditioned: bool, name: str) -> float:
+def check_delay(delay_s: float, delays_s: list[float], name: str, *, conditioned: bool) -> float:
     """`delay_s` if the model serves it (to the nearest millisecond), else a one-line error."""
     for served in delays_s:
-        if abs(served - delay_s) < 5e-4:
+        if same_delay(served, delay_s):
             return served
     choices = ", ".join(delay_label(d) for d in delays_s)
     if not conditioned:

@@ -156,13 +156,17 @@ def load(
             + ((files.mimi_config_path,) if files.mimi_config_path else ())
         },
     )
-    return model if delay_s is None else model.at_delay(delay_s)
+    if delay_s is None and not model.delays_s:
+        return model
+    # a conditioned model's runs are named with their delay, the default one too
+    return model.at_delay(model.delay_s if delay_s is None else delay_s)
 
 
 def split_delay(spec: str | Path) -> tuple[str | Path, float | None]:
-    """("dir", 0.64) for "dir@0.64"; a spec without a numeric @ suffix is left whole."""
+    """("dir", 0.64) for "dir@0.64"; an existing path, or a spec without a numeric @ suffix,
+    is left whole."""
     head, at, tail = str(spec).rpartition("@")
-    if not at:
+    if not at or Path(spec).exists():
         return spec, None
     try:
         delay_s = float(tail.removesuffix("s"))

@@ -19,7 +19,6 @@ from .conditioning import (
     condition_tensors,
     conditioned_delays,
     delay_label,
-    model_family,
 )
 from .errors import DSMLabError
 from .timing import END_OF_PADDING_ID, PADDING_ID
@@ -62,6 +61,9 @@ class DSMModel:
                 f"{name}: config.json has no stt_config.audio_delay_seconds; "
                 "is this a speech-to-text checkpoint?"
             )
+        served = conditioned_delays(config)
+        if served:
+            check_delay(float(stt["audio_delay_seconds"]), served, name, conditioned=True)
         return cls(
             name=name,
             source=source,
@@ -105,12 +107,13 @@ class DSMModel:
 
     def at_delay(self, delay_s: float) -> DSMModel:
         """This delay-conditioned model run at another of its delays (named `name@delay`);
-        the weights are shared, not copied. A fixed-delay model accepts its own delay only."""
+        the weights are shared, not copied. A fixed-delay model accepts its own delay only.
+        VAD heads, if any, were fit at the delay the config names (`vad_heads`)."""
         if not self.delays_s:
-            check_delay(delay_s, [self.delay_s], False, self.name)
+            check_delay(delay_s, [self.delay_s], self.name, conditioned=False)
             return self
-        delay_s = check_delay(delay_s, self.delays_s, True, self.name)
-        base = model_family(self.name) or self.name
+        delay_s = check_delay(delay_s, self.delays_s, self.name, conditioned=True)
+        base = self.name.removesuffix(f"@{delay_label(self.delay_s)}")
         return dataclasses.replace(self, name=f"{base}@{delay_label(delay_s)}", delay_s=delay_s)
 
     def condition_tensors(self, batch_size: int) -> dict | None:

@@ -116,6 +116,11 @@ def run(
         raise dsmlab.UsageError(
             "--end-to-end needs a checkpoint folder (a bundled model or a path)"
         )
+    if model.delays_s:
+        raise dsmlab.UsageError(
+            "--end-to-end runs Kyutai's script, which passes no delay condition: a "
+            "delay-conditioned model cannot be compared there; use a fixed-delay model"
+        )
     model_dir = model.files["config.json"].parent.resolve()
     data = load_eval_data(dataset, None, None, None, None, False, None)
     if not (Path(data.name) / "dataset_dict.json").is_file():

@@ -234,7 +234,7 @@ def delay_pairs(runs: Sequence[tuple[str, float, Sequence[dict]]]) -> list[tuple
     ordered = sorted(families.items())  # "" (the fixed-delay models) first
     for i, (_, members) in enumerate(ordered):
         for _, others in ordered[i + 1 :]:
-            pairs += [(a, b) for a in members for b in others if abs(a[1] - b[1]) < 5e-4]
+            pairs += [(a, b) for a in members for b in others if dsmlab.same_delay(a[1], b[1])]
     return pairs
 
 

@@ -1,6 +1,7 @@
 """A delay-conditioned checkpoint: one model, several delays, the delay chosen at load time."""
 
 import json
+import shutil
 
 import kyutai_flow
 import pytest
@@ -13,7 +14,7 @@ from dsmlab.checkpoint import lm_kwargs, write_checkpoint
 from dsmlab.conditioning import delay_conditioner, delay_sum
 from dsmlab.loading import split_delay
 from dsmlab.train.lm import teacher_forced
-from eval import bench
+from eval import bench, end_to_end
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +39,7 @@ def conditioned_dir(tiny_novad, tmp_path_factory):
 def test_a_conditioned_checkpoint_loads_at_its_default_or_a_named_delay(conditioned_dir):
     plain = dsmlab.load(conditioned_dir, device="cpu")
     assert (plain.delay_s, plain.delays_s) == (0.64, [0.16, 0.64])
+    assert plain.name == f"{conditioned_dir.name}@0.64"  # one name per delay, the default too
     short = dsmlab.load(f"{conditioned_dir}@0.16", device="cpu")
     assert short.name == f"{conditioned_dir.name}@0.16"
     assert (short.delay_s, short.delay_frames) == (0.16, 2)
@@ -74,15 +76,26 @@ def test_the_delay_asked_for_reaches_streaming_inference(conditioned_dir):
     assert not torch.allclose(long, short)
 
 
-def test_training_and_streaming_add_the_same_condition(conditioned_dir):
+def test_training_sees_the_condition_streaming_sees(conditioned_dir):
+    """Teacher forcing with the condition's sum (training's path) gives, at every step, the
+    probability the stepper gave its token; another delay's sum does not."""
     model = dsmlab.load(f"{conditioned_dir}@0.16", device="cpu")
-    codes = torch.randint(0, 8, (1, 1 + model.lm.n_q, 5))
-    with_condition = teacher_forced(model.lm, codes, delay_sum(model.lm, [0.16]))[1]
-    other = teacher_forced(model.lm, codes, delay_sum(model.lm, [0.64]))[1]
-    plain = teacher_forced(model.lm, codes)[1]
-    assert not torch.allclose(with_condition, plain) and not torch.allclose(with_condition, other)
-    tensors = model.condition_tensors(batch_size=1)
-    assert torch.equal(model.lm.fuser.get_sum(tensors), delay_sum(model.lm, [0.16]))
+    frames = make_audio(0.8, seed=5).view(-1, model.frame_size)
+    codes, tokens, probs = [], [], []
+    with dsmlab.Stepper(model, batch_size=1) as stepper:
+        for frame in frames:
+            codes.append(stepper.encode(frame[None, None]))
+            tokens.append(int(stepper.step_codes(codes[-1])[0][0]))
+            probs.append(float(stepper.token_probs[0]))
+    audio = torch.cat(codes, dim=-1)
+    text = torch.tensor(tokens)[None, None]
+    inputs = torch.cat([text[:, :, :-1], audio[:, :, 1:]], dim=1)  # as batch_codes lays them
+    inputs = torch.cat([inputs, inputs[:, :, -1:]], dim=2)  # the last column is never read
+    steps = torch.arange(len(tokens))
+    for delay, same in ((0.16, True), (0.64, False)):
+        logits = teacher_forced(model.lm, inputs, delay_sum(model.lm, [delay]))[1][0]
+        forced = logits.softmax(-1)[steps, tokens]
+        assert torch.allclose(forced, torch.tensor(probs), atol=1e-5) == same
 
 
 def test_a_delay_the_model_does_not_serve_is_a_one_line_error(conditioned_dir, tiny_novad):
@@ -108,3 +121,29 @@ def test_kyutais_loop_with_the_condition_gives_the_steppers_tokens(conditioned_d
     assert bench.main(args + ["--out", str(out)]) == 0
     (row,) = json.loads((out / "bench.json").read_text())["rows"]
     assert row["token_agreement"] == 1.0
+
+
+def test_a_broken_delay_conditioner_is_a_one_line_error(conditioned_dir, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(conditioned_dir, broken)
+    config = json.loads((broken / "config.json").read_text())
+    config["stt_config"]["audio_delay_seconds"] = 0.5  # not one it was trained for
+    (broken / "config.json").write_text(json.dumps(config))
+    with pytest.raises(dsmlab.UsageError, match="serves the delays 0.16, 0.64 s, not 0.5 s"):
+        dsmlab.load(broken, device="cpu")
+    del config["conditioners"]["delay"]["lut"]["possible_values"]
+    (broken / "config.json").write_text(json.dumps(config))
+    with pytest.raises(dsmlab.DSMLabError, match='the "delay" conditioner must be'):
+        dsmlab.load(broken, device="cpu")
+
+
+def test_a_folder_whose_name_holds_an_at_loads_whole(conditioned_dir, tmp_path):
+    odd = tmp_path / "exp@3"
+    shutil.copytree(conditioned_dir, odd)
+    assert split_delay(odd) == (odd, None)
+    assert dsmlab.load(odd, device="cpu").name == "exp@3@0.64"
+
+
+def test_kyutais_script_cannot_run_a_conditioned_model(conditioned_dir, tmp_path):
+    with pytest.raises(dsmlab.UsageError, match="passes no delay condition"):
+        end_to_end.run(str(conditioned_dir), "synth", tmp_path, 1, 1, [1])

@@ -194,7 +194,7 @@ def train(
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min(1.0, (s + 1) / 100) * 0.5 * (1 + math.cos(math.pi * s / steps))
     )
-    state = Checkpointed(out / "training.pt", seed)
+    state = Checkpointed(out / "training.pt", seed, {"delay_frames": delays})
     modules = {"lm": lm, "optimizer": optimizer, "schedule": schedule}
     first, log = state.resume(modules)
     weights = torch.ones(tokenizer.get_piece_size(), device=device)

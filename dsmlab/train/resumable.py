@@ -16,8 +16,10 @@ from ..errors import DSMLabError
 
 
 class Checkpointed:
-    def __init__(self, path: Path, seed: int) -> None:
-        self.path, self.seed = Path(path), seed
+    """`settings`: what else fixes the training (e.g. its delays), checked as the seed is."""
+
+    def __init__(self, path: Path, seed: int, settings: dict | None = None) -> None:
+        self.path, self.seed, self.settings = Path(path), seed, settings or {}
 
     def resume(self, modules: dict) -> tuple[int, list[dict]]:
         """Load the saved states into `modules` (name -> object with state_dict); returns the
@@ -30,6 +32,11 @@ class Checkpointed:
                 f"{self.path} holds a training with seed {saved['seed']}, not {self.seed}: "
                 "delete it to start again, or resume with its seed"
             )
+        if "settings" in saved and saved["settings"] != self.settings:
+            raise DSMLabError(
+                f"{self.path} holds a training with {saved['settings']}, not {self.settings}: "
+                "delete it to start again, or resume with its settings"
+            )
         for name, module in modules.items():
             module.load_state_dict(saved["states"][name])
         return saved["step"], saved["log"]
@@ -38,5 +45,6 @@ class Checkpointed:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f".{self.path.name}.tmp")
         states = {name: module.state_dict() for name, module in modules.items()}
-        torch.save({"states": states, "step": step, "log": list(log), "seed": self.seed}, tmp)
+        saved = {"states": states, "step": step, "log": list(log), "seed": self.seed}
+        torch.save(saved | {"settings": self.settings}, tmp)
         tmp.replace(self.path)
