@@ -65,7 +65,8 @@ class Section:
 
 
 def load_sweep(sweep_dir: Path) -> list[Section]:
-    """The sweep's table, and the paired differences between its delays."""
+    """The sweep's table, and its paired differences (between delays, and between models at one
+    delay)."""
     sweep = _read(sweep_dir / "sweep.json")
     try:
         rows, command = list(sweep["rows"]), sweep["command_line"]
@@ -85,7 +86,8 @@ def load_sweep(sweep_dir: Path) -> list[Section]:
             }
             for d in differences
         ]
-        sections.append(Section("Differences between delays (paired)", *_table(shown), "", []))
+        title = "Paired differences (between delays; between models at one delay)"
+        sections.append(Section(title, *_table(shown), "", []))
     return sections
 
 
