@@ -10,7 +10,6 @@ condition tensors.
 
 from __future__ import annotations
 
-import torch
 from moshi.conditioners import ConditionAttributes
 
 from .errors import DSMLabError, UsageError
@@ -76,8 +75,3 @@ def condition_tensors(lm, delays_s: list[float]) -> dict:
     """moshi's condition tensors (for `LMGen` or the fuser), one delay per batch row."""
     attributes = [ConditionAttributes(text={DELAY_CONDITION: delay_label(d)}) for d in delays_s]
     return lm.condition_provider.prepare_and_provide(attributes)
-
-
-def delay_sum(lm, delays_s: list[float]) -> torch.Tensor:
-    """[B, 1, dim]: what the LM adds to its input at every step, one delay per batch row."""
-    return lm.fuser.get_sum(condition_tensors(lm, delays_s))

@@ -11,7 +11,7 @@ from moshi.models.loaders import get_moshi_lm
 
 import dsmlab
 from dsmlab.checkpoint import lm_kwargs, write_checkpoint
-from dsmlab.conditioning import delay_conditioner, delay_sum
+from dsmlab.conditioning import condition_tensors, delay_conditioner
 from dsmlab.loading import split_delay
 from dsmlab.train.lm import teacher_forced
 from eval import bench, end_to_end
@@ -54,7 +54,8 @@ def test_moshis_own_loader_builds_the_delay_conditioner_with_its_weights(
     theirs = kyutai_flow.load(directory=conditioned_dir)[2]
     ours = dsmlab.load(conditioned_dir, device="cpu").lm
     assert list(theirs.condition_provider.conditioners) == ["delay"]
-    assert torch.equal(delay_sum(theirs, [0.16, 0.64]), delay_sum(ours, [0.16, 0.64]))
+    both = [lm.fuser.get_sum(condition_tensors(lm, [0.16, 0.64])) for lm in (theirs, ours)]
+    assert torch.equal(*both)
 
 
 def _token_probs(model: dsmlab.DSMModel, audio: torch.Tensor) -> torch.Tensor:
@@ -93,7 +94,7 @@ def test_training_sees_the_condition_streaming_sees(conditioned_dir):
     inputs = torch.cat([inputs, inputs[:, :, -1:]], dim=2)  # the last column is never read
     steps = torch.arange(len(tokens))
     for delay, same in ((0.16, True), (0.64, False)):
-        logits = teacher_forced(model.lm, inputs, delay_sum(model.lm, [delay]))[1][0]
+        logits = teacher_forced(model.lm, inputs, condition_tensors(model.lm, [delay]))[1][0]
         forced = logits.softmax(-1)[steps, tokens]
         assert torch.allclose(forced, torch.tensor(probs), atol=1e-5) == same
 

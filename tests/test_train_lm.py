@@ -129,7 +129,7 @@ def test_phone_labels_trail_the_audio_by_the_lag():
 
 
 def test_a_wider_deeper_lm_is_built_at_the_size_asked():
-    config = model_config(text_card=50, delay_frames=16, dim=256, num_layers=6)
+    config = model_config(text_card=50, delays_frames=[16], dim=256, num_layers=6)
     assert config["stt_config"]["audio_delay_seconds"] == 1.28
     assert (config["dim"], config["num_layers"]) == (256, 6)
     assert SMALL_LM["dim"] == 128  # the default stays the bundled models' size

@@ -31,7 +31,7 @@ from ..architectures import ARCHITECTURES
 from ..audio import FRAME_RATE
 from ..checkpoint import lm_kwargs, write_checkpoint
 from ..cli import ArgumentParser, non_negative_int, positive_float, positive_int, run_cli
-from ..conditioning import delay_conditioner, delay_label, delay_sum
+from ..conditioning import condition_tensors, delay_conditioner, delay_label
 from ..model import DSMModel
 from ..normalizers import get_normalizer
 from ..scoring import error_rates
@@ -104,14 +104,15 @@ def batch_codes(examples: list[Example], delay_frames: int | list[int]) -> torch
 
 
 def teacher_forced(
-    lm, codes: torch.Tensor, condition: torch.Tensor | None = None
+    lm, codes: torch.Tensor, conditions: dict | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Transformer outputs [B, T, dim] and text logits [B, T, text_card] for each position of
     `codes` ([B, 1 + n_q, T]), as LMModel.forward computes them (the initial token first, all
     delays 0) without its depformer part, which a dep_q = 0 STT model does not have.
-    `condition`: the conditioners' sum ([B, 1, dim], `conditioning.delay_sum`), if any."""
+    `conditions`: moshi's condition tensors, as `LMGen` takes them (a conditioned model)."""
     initial = lm._get_initial_token().expand(codes.shape[0], -1, -1)
-    out, logits = lm.forward_text(torch.cat([initial, codes[:, :, :-1]], dim=2), condition)
+    added = lm.fuser.get_sum(conditions) if conditions else None  # as LMGen adds them
+    out, logits = lm.forward_text(torch.cat([initial, codes[:, :, :-1]], dim=2), added)
     return out, logits[:, 0]
 
 
@@ -130,13 +131,12 @@ def corrupt_inputs(codes: torch.Tensor, vocab: int, card: int, generator) -> tor
     return noisy
 
 
-def model_config(text_card: int, delay_frames: int | list[int], dim: int, num_layers: int) -> dict:
+def model_config(text_card: int, delays_frames: list[int], dim: int, num_layers: int) -> dict:
     """The LM's config.json: SMALL_LM at this width and depth (moshi's head count stays, so a
-    wider model has wider heads), with the text vocabulary and the delay. Several delays: a
-    delay conditioner, and the longest as the delay a plain `dsmlab.load` runs at."""
-    delays = [delay_frames] if isinstance(delay_frames, int) else sorted(delay_frames)
-    conditioner = delay_conditioner([d / FRAME_RATE for d in delays]) if len(delays) > 1 else {}
-    delay_frames = delays[-1]
+    wider model has wider heads), with the text vocabulary and the delay (frames, ascending).
+    Several delays: a delay conditioner, and the longest as the delay `dsmlab.load` runs at."""
+    several = len(delays_frames) > 1
+    conditioner = delay_conditioner([d / FRAME_RATE for d in delays_frames]) if several else {}
     return (
         SMALL_LM
         | conditioner
@@ -145,7 +145,7 @@ def model_config(text_card: int, delay_frames: int | list[int], dim: int, num_la
             "num_layers": num_layers,
             "text_card": text_card,
             "stt_config": {
-                "audio_delay_seconds": delay_frames / FRAME_RATE,
+                "audio_delay_seconds": delays_frames[-1] / FRAME_RATE,
                 "audio_silence_prefix_seconds": 0.0,
             },
         }
@@ -204,16 +204,16 @@ def train(
             order = torch.Generator().manual_seed(seed * 1_000_003 + step)
             picks = torch.randint(len(train_set), (batch_size,), generator=order).tolist()
             drawn = [delays[0]] * batch_size
-            condition = None
+            conditions = None
             if len(delays) > 1:  # a fixed-delay run draws nothing more: same batches as before
                 drawn = [
                     delays[k] for k in torch.randint(len(delays), (batch_size,), generator=order)
                 ]
-                condition = delay_sum(lm, [d / FRAME_RATE for d in drawn])
+                conditions = condition_tensors(lm, [d / FRAME_RATE for d in drawn])
             codes = batch_codes([train_set[i] for i in picks], drawn)
             noisy = corrupt_inputs(codes, tokenizer.get_piece_size(), mimi.cardinality, order)
             codes, noisy = codes.to(device), noisy.to(device)
-            _, logits = teacher_forced(lm, noisy, condition)
+            _, logits = teacher_forced(lm, noisy, conditions)
             loss = torch.nn.functional.cross_entropy(
                 logits.flatten(0, 1), codes[:, 0].flatten(), weight=weights
             )
@@ -296,8 +296,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> int:
         kwargs = {k: getattr(args, k) for k in options}
-        delays = args.delay_frames[0] if len(args.delay_frames) == 1 else args.delay_frames
-        print(train(args.corpus, args.tokenizer, args.out, delays, **kwargs))
+        print(train(args.corpus, args.tokenizer, args.out, args.delay_frames, **kwargs))
         return 0
 
     return run_cli(body, debug=args.debug)

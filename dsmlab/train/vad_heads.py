@@ -26,7 +26,6 @@ from moshi.utils.compile import no_compile
 from ..audio import FRAME_RATE, SAMPLE_RATE
 from ..checkpoint import write_checkpoint
 from ..cli import ArgumentParser, run_cli
-from ..conditioning import delay_sum
 from ..errors import DSMLabError
 from ..loading import load
 from ..model import DSMModel
@@ -58,10 +57,7 @@ def features(model: DSMModel, corpus: Path, tokenizer_dir: Path, limit: int, bat
             chunk = examples[first : first + batch_size]
             codes = batch_codes(chunk, delay_frames)
             # a delay-conditioned model's heads are fit at the delay it runs at (its default)
-            condition = (
-                delay_sum(model.lm, [model.delay_s] * len(chunk)) if model.delays_s else None
-            )
-            out, _ = teacher_forced(model.lm, codes, condition)
+            out, _ = teacher_forced(model.lm, codes, model.condition_tensors(len(chunk)))
             for i, example in enumerate(chunk):
                 steps = example.codes.shape[1] - 1  # this row's steps, without batch padding
                 last_end = example.ends[-1]
