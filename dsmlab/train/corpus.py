@@ -1,7 +1,7 @@
 """A synthetic English speech corpus: whole sentences from several synthesizers, voices, rooms
 and noises, with exact word times.
 
-    python -m dsmlab.train.corpus --out runs/recipe/corpus --train 12000
+    python -m dsmlab.train.corpus --out runs/recipe/corpus
 
 Each sentence is spoken in one go (`speech.speak`), so words run into each other as in speech,
 and each word's start and end come from the synthesizer itself; then the utterance goes
@@ -49,6 +49,8 @@ HELD_OUT_VARIANTS = (
 TRAIN_FLITE = ("kal", "kal16", "awb", "rms")
 FLITE_SHARE = 0.3  # of train and validation utterances
 SPLITS = ("test", "unseen-flite", "festival", "validation", "train")  # planning order
+# Utterances per split of the bundled models' corpus (the recipe's too).
+SIZES = {"test": 100, "unseen-flite": 100, "festival": 100, "validation": 200, "train": 10000}
 CHUNK = 250  # utterances rendered by one process
 VOICE_TRIES = 4  # voices a plan offers, in order
 
@@ -246,10 +248,8 @@ def _features():
 def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(prog="python -m dsmlab.train.corpus", description=__doc__)
     parser.add_argument("--out", type=Path, required=True)
-    for split, default in (("train", 12000), ("validation", 200), ("test", 100)):
-        parser.add_argument(f"--{split}", type=non_negative_int, default=default)
-    parser.add_argument("--unseen-flite", type=non_negative_int, default=100)
-    parser.add_argument("--festival", type=non_negative_int, default=100)
+    for split in SPLITS:
+        parser.add_argument(f"--{split}", type=non_negative_int, default=SIZES[split])
     parser.add_argument("--seed", type=non_negative_int, default=0)
     parser.add_argument("--workers", type=positive_int, default=2)
     args = parser.parse_args(argv)

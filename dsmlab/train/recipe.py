@@ -49,11 +49,11 @@ NOT_IN_RESULTS = ("workers", "jobs")  # settings that change how fast, not what 
 @dataclass(frozen=True)
 class Recipe:
     delays: tuple[int, ...] = (2, 4, 8, 16)  # frames of 80 ms
-    train: int = 10000
-    validation: int = 200
-    test: int = 100
-    unseen_flite: int = 100
-    festival: int = 100
+    train: int = corpus.SIZES["train"]
+    validation: int = corpus.SIZES["validation"]
+    test: int = corpus.SIZES["test"]
+    unseen_flite: int = corpus.SIZES["unseen-flite"]
+    festival: int = corpus.SIZES["festival"]
     tokenizer_steps: int = audio_tokenizer.STEPS
     phone_lag: int = audio_tokenizer.PHONE_LAG  # frames the tokenizer's phone labels trail
     lm_steps: int = lm.STEPS
