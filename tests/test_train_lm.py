@@ -77,7 +77,7 @@ def test_input_corruption_changes_words_and_codes_only_at_their_rates():
 def test_a_small_recipe_learns_resumes_exactly_and_gets_vad_heads(tmp_path, monkeypatch):
     sizes = {"train": 24, "validation": 4, "test": 4}
     corpus = generate(tmp_path / "c", sizes, seed=1)
-    tokenizer = audio_tokenizer.build(corpus, tmp_path / "tok", steps=6, batch_size=4)
+    tokenizer = audio_tokenizer.build(corpus, tmp_path / "tok", steps=6, batch_size=4, crop=8)
     options = {"steps": 40, "batch_size": 8, "eval_every": 40, "save_every": 20}
     whole = train(corpus, tokenizer, tmp_path / "whole", delay_frames=2, **options)
     losses = [e["loss"] for e in json.loads((whole / "training_log.json").read_text())]
@@ -126,6 +126,17 @@ def test_phone_labels_trail_the_audio_by_the_lag():
     # one frame (4 labels) later: frame t names what frame t - 1 held, silence before the audio
     late = audio_tokenizer.phone_labels(phones, frames=3, classes=classes, lag=1)
     assert late.tolist() == [0, 0, 0, 0, *now[:8].tolist()]
+
+
+def test_a_late_cut_learns_the_phones_of_its_own_frames_after_a_warm_up():
+    phones = [{"phone": "a", "start": 0.0, "end": 0.4}, {"phone": "b", "start": 0.4, "end": 0.8}]
+    classes = {"a": 1, "b": 2}
+    whole = audio_tokenizer.phone_labels(phones, frames=10, classes=classes)
+    assert audio_tokenizer._cut_labels(phones, 0, 6, classes, 0).equal(whole[:24])
+    late = audio_tokenizer._cut_labels(phones, 3, 6, classes, 0)
+    warm_up = audio_tokenizer.CROP_WARMUP * audio_tokenizer.SUB_FRAMES
+    assert late[:warm_up].eq(audio_tokenizer.IGNORED).all()
+    assert late[warm_up:].equal(whole[12 + warm_up : 36])
 
 
 def test_a_wider_deeper_lm_is_built_at_the_size_asked():

@@ -65,6 +65,8 @@ PHONE_LAG = 1
 REPORTED_SPLITS = ("validation", "test", "unseen-flite", "festival")
 SUB_FRAMES = 4  # phone labels per 80 ms frame: one each 20 ms
 SILENCE = 0  # the label of pauses and of time outside the speech
+IGNORED = -100  # a label left out of the loss (cross_entropy's ignore_index)
+CROP_WARMUP = 4  # frames at the start of a late cut whose phones are not learned
 
 
 def phone_set(synthesizer: str) -> str:
@@ -141,6 +143,7 @@ def build(
     batch_size: int = 16,
     seed: int = 0,
     lag: int = PHONE_LAG,
+    crop: int = 0,
 ) -> Path:
     """Train the encoder, fit the codebooks, write mimi.safetensors and mimi_config.json into
     `out` (with training.pt, the resumable state, and training_log.json). With `lag` > 0 the
@@ -149,7 +152,7 @@ def build(
     rows = split_rows(corpus, "train")
     mimi = new_mimi(seed)
     state = Checkpointed(out / "training.pt", seed)
-    log, heads, sets = train_encoder(mimi, rows, steps, state, batch_size, seed, lag)
+    log, heads, sets = train_encoder(mimi, rows, steps, state, batch_size, seed, lag, crop)
     report = {
         f"phone_accuracy_{split}": round(
             frame_accuracy(mimi, heads, sets, split_rows(corpus, split), lag=lag), 4
@@ -184,6 +187,7 @@ def train_encoder(
     batch_size: int = 16,
     seed: int = 0,
     lag: int = 0,
+    crop: int = 0,
 ) -> tuple[list[dict], PhoneHeads, dict[str, list[str]]]:
     """Train Mimi's encoder (SEANet, transformer, downsampling) and the phone heads on corpus
     rows; resumes from `state`. Returns the log (loss every 25 steps), heads and classes."""
@@ -207,8 +211,9 @@ def train_encoder(
         tqdm(total=steps, initial=start, desc="audio tokenizer", unit="step") as bar,
     ):
         for step in range(start + 1, steps + 1):
-            picks = random.Random(f"{seed}-{step}").sample(range(len(rows)), batch_size)
-            loss = _loss(mimi, heads, [rows[i] for i in picks], sets, lag)
+            rng = random.Random(f"{seed}-{step}")
+            picks = rng.sample(range(len(rows)), batch_size)
+            loss = _loss(mimi, heads, [rows[i] for i in picks], sets, lag, crop, rng)
             optimizer.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -225,10 +230,27 @@ def train_encoder(
 
 
 def _loss(
-    mimi: MimiModel, heads: PhoneHeads, rows: list[dict], sets: dict, lag: int = 0
+    mimi: MimiModel,
+    heads: PhoneHeads,
+    rows: list[dict],
+    sets: dict,
+    lag: int = 0,
+    crop: int = 0,
+    rng: random.Random | None = None,
 ) -> torch.Tensor:
-    """Cross-entropy of each row's phones under its phone set's head, averaged over frames."""
-    audio, frames = _audio(rows)
+    """Cross-entropy of each row's phones under its phone set's head, averaged over frames.
+    With `crop` > 0 each row is cut to `crop` frames at a random place (`rng`), the first
+    CROP_WARMUP frames of a cut that starts late left out of the loss: the causal encoder has
+    not heard what came before them, as it always has when it streams."""
+    pcms = [row_pcm(row) for row in rows]
+    starts = [0] * len(rows)
+    if crop:
+        rng = rng or random.Random(0)
+        starts = [rng.randrange(max(1, len(p) // FRAME_SIZE - crop + 1)) for p in pcms]
+        pcms = [
+            p[s * FRAME_SIZE : (s + crop) * FRAME_SIZE] for p, s in zip(pcms, starts, strict=True)
+        ]
+    audio, frames = _padded(pcms)
     latent = mimi._encode_to_unquantized_latent(audio)
     total, count = 0.0, 0
     for name, phones in sets.items():
@@ -236,13 +258,23 @@ def _loss(
         if not mine:
             continue
         classes = {p: k + 1 for k, p in enumerate(phones)}
-        labels = torch.stack([phone_labels(rows[k]["phones"], frames, classes, lag) for k in mine])
+        labels = torch.stack(
+            [_cut_labels(rows[k]["phones"], starts[k], frames, classes, lag) for k in mine]
+        )
         logits = heads(latent[mine], name)
         total = total + torch.nn.functional.cross_entropy(
-            logits.flatten(0, 1), labels.flatten(), reduction="sum"
+            logits.flatten(0, 1), labels.flatten(), reduction="sum", ignore_index=IGNORED
         )
-        count += labels.numel()
-    return total / count
+        count += int((labels != IGNORED).sum())
+    return total / max(count, 1)
+
+
+def _cut_labels(phones: list[dict], start: int, frames: int, classes: dict, lag: int):
+    """The labels of frames [start, start + frames), the warm-up of a late cut IGNORED."""
+    labels = phone_labels(phones, start + frames, classes, lag)[start * SUB_FRAMES :]
+    if start:
+        labels[: CROP_WARMUP * SUB_FRAMES] = IGNORED
+    return labels
 
 
 @torch.no_grad()
@@ -273,7 +305,10 @@ def splits_of(corpus: Path) -> list[str]:
 
 def _audio(rows: list[dict]) -> tuple[torch.Tensor, int]:
     """Audio [B, 1, T] padded to the longest (a whole number of frames), and its frames."""
-    pcms = [row_pcm(row) for row in rows]
+    return _padded([row_pcm(row) for row in rows])
+
+
+def _padded(pcms: list[torch.Tensor]) -> tuple[torch.Tensor, int]:
     longest = max(len(a) for a in pcms)
     longest += -longest % FRAME_SIZE
     audio = torch.stack([torch.nn.functional.pad(a, (0, longest - len(a))) for a in pcms])
@@ -330,10 +365,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--phone-lag", type=non_negative_int, default=PHONE_LAG, help="frames the labels trail"
     )
+    parser.add_argument(
+        "--crop-frames",
+        type=non_negative_int,
+        default=0,
+        help="learn from cuts of this many 80 ms frames (0: whole utterances)",
+    )
     args = parser.parse_args(argv)
 
     def body() -> int:
-        print(build(args.corpus, args.out, args.steps, args.batch_size, args.seed, args.phone_lag))
+        out = build(
+            args.corpus,
+            args.out,
+            args.steps,
+            args.batch_size,
+            args.seed,
+            args.phone_lag,
+            args.crop_frames,
+        )
+        print(out)
         return 0
 
     return run_cli(body, debug=args.debug)
