@@ -73,17 +73,23 @@ def encode_split(
 
 
 def _encode(mimi: MimiModel, rows, desc: str) -> list[torch.Tensor]:
-    pcms = []
-    for row in rows:
-        pcm = torch.nn.functional.pad(row_pcm(row), (0, round(TAIL_S * SAMPLE_RATE)))
-        pcms.append(torch.nn.functional.pad(pcm, (0, -len(pcm) % FRAME_SIZE)))
-    codes: list[torch.Tensor | None] = [None] * len(pcms)
-    order = sorted(range(len(pcms)), key=lambda i: len(pcms[i]))
+    """Codes of every row, encoded in batches of similar length. The audio is decoded twice
+    (once for the lengths) rather than held: 20000 utterances at 24 kHz take 8 GB."""
+    lengths = [len(_padded_pcm(row)) for row in rows]
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    codes: list[torch.Tensor | None] = [None] * len(lengths)
     for first in tqdm(range(0, len(order), ENCODE_BATCH), desc=desc, unit="batch"):
         chunk = order[first : first + ENCODE_BATCH]
-        for i, c in zip(chunk, streaming_encode(mimi, [pcms[i] for i in chunk]), strict=True):
+        pcms = [_padded_pcm(rows[i]) for i in chunk]
+        for i, c in zip(chunk, streaming_encode(mimi, pcms), strict=True):
             codes[i] = c.to(torch.int16)
     return codes
+
+
+def _padded_pcm(row) -> torch.Tensor:
+    """The utterance, TAIL_S of silence, then up to a whole number of frames."""
+    pcm = torch.nn.functional.pad(row_pcm(row), (0, round(TAIL_S * SAMPLE_RATE)))
+    return torch.nn.functional.pad(pcm, (0, -len(pcm) % FRAME_SIZE))
 
 
 def word_separation(
