@@ -60,7 +60,10 @@ SMALL_MIMI_CONFIG = {
 QUANTIZER_UTTERANCES = 300  # whose latents the codebooks are fit on
 # Phone accuracy on held-out voices nearly doubles from 800 to 1600 steps and the LM's WER
 # follows (README, the tokenizer study); naming each phone a frame late adds about a point.
-STEPS = 1600
+# 30-frame cuts make a step 2.5x cheaper than whole utterances, so 4000 steps cost what 1600
+# did, and test phone accuracy rises from 47.7 to 68.7% (README, what limits the models).
+STEPS = 4000
+CROP_FRAMES = 30
 PHONE_LAG = 1
 REPORTED_SPLITS = ("validation", "test", "unseen-flite", "festival")
 SUB_FRAMES = 4  # phone labels per 80 ms frame: one each 20 ms
@@ -143,7 +146,7 @@ def build(
     batch_size: int = 16,
     seed: int = 0,
     lag: int = PHONE_LAG,
-    crop: int = 0,
+    crop: int = CROP_FRAMES,
 ) -> Path:
     """Train the encoder, fit the codebooks, write mimi.safetensors and mimi_config.json into
     `out` (with training.pt, the resumable state, and training_log.json). With `lag` > 0 the
@@ -368,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--crop-frames",
         type=non_negative_int,
-        default=0,
+        default=CROP_FRAMES,
         help="learn from cuts of this many 80 ms frames (0: whole utterances)",
     )
     args = parser.parse_args(argv)

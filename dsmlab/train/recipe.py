@@ -55,6 +55,7 @@ class Recipe:
     unseen_flite: int = corpus.SIZES["unseen-flite"]
     festival: int = corpus.SIZES["festival"]
     tokenizer_steps: int = audio_tokenizer.STEPS
+    tokenizer_crop: int = audio_tokenizer.CROP_FRAMES  # frames per training cut; 0: whole
     phone_lag: int = audio_tokenizer.PHONE_LAG  # frames the tokenizer's phone labels trail
     lm_steps: int = lm.STEPS
     seed: int = 0
@@ -99,6 +100,7 @@ def run(out: Path, recipe: Recipe) -> dict:
                 recipe.tokenizer_steps,
                 seed=recipe.seed,
                 lag=recipe.phone_lag,
+                crop=recipe.tokenizer_crop,
             ),
         )
     )
@@ -235,8 +237,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(prog="python -m dsmlab.train.recipe", description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("runs/recipe"))
     defaults = Recipe()
-    for name in ("train", "tokenizer_steps", "phone_lag", "lm_steps", "seed", "workers", "jobs"):
-        kind = non_negative_int if name in ("seed", "phone_lag") else positive_int
+    settings = ("train", "tokenizer_steps", "tokenizer_crop", "phone_lag", "lm_steps", "seed")
+    for name in (*settings, "workers", "jobs"):
+        kind = non_negative_int if name in ("seed", "phone_lag", "tokenizer_crop") else positive_int
         parser.add_argument(
             f"--{name.replace('_', '-')}", type=kind, default=getattr(defaults, name)
         )
@@ -251,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
             delays=tuple(args.delays),
             train=args.train,
             tokenizer_steps=args.tokenizer_steps,
+            tokenizer_crop=args.tokenizer_crop,
             phone_lag=args.phone_lag,
             lm_steps=args.lm_steps,
             seed=args.seed,
