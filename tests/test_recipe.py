@@ -67,6 +67,15 @@ def test_a_rerun_with_other_settings_is_refused_before_any_work(tmp_path):
     assert not (tmp_path / "corpus").exists()
 
 
+def test_a_recipe_recorded_before_a_setting_existed_is_refused(tmp_path):
+    made = recipe.Recipe(**TINY)
+    older = {k: v for k, v in asdict(made).items() if k != "tokenizer_crop"}
+    (tmp_path / "recipe.json").write_text(json.dumps({"recipe": older, "seconds": {}}))
+    with pytest.raises(UsageError, match=r"tokenizer_crop: not recorded -> 30"):
+        recipe.run(tmp_path, made)
+    assert not (tmp_path / "corpus").exists()
+
+
 def test_other_job_and_worker_counts_change_how_fast_not_what_so_a_rerun_goes_on(tmp_path):
     made = recipe.Recipe(**TINY, jobs=2, workers=2)
     (tmp_path / "recipe.json").write_text(json.dumps({"recipe": asdict(made), "seconds": {}}))

@@ -130,11 +130,15 @@ def run(out: Path, recipe: Recipe) -> dict:
 
 def _check_same_recipe(out: Path, earlier: dict, now: dict) -> None:
     """A step is skipped when its result is there, so a rerun with other settings would mix
-    their results with the earlier ones' under the new settings' name: refuse it."""
+    their results with the earlier ones' under the new settings' name: refuse it. A setting
+    the earlier recipe.json does not record (it predates the setting) counts as changed: what
+    it was then cannot be known."""
+    if not earlier:
+        return
     changed = [
-        f"{k}: {earlier[k]} -> {now[k]}"
-        for k in now
-        if k not in NOT_IN_RESULTS and k in earlier and earlier[k] != now[k]
+        f"{k}: {earlier.get(k, 'not recorded')} -> {v}"
+        for k, v in now.items()
+        if k not in NOT_IN_RESULTS and (k not in earlier or earlier[k] != v)
     ]
     if changed:
         raise UsageError(
