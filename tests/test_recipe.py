@@ -107,3 +107,24 @@ def _leave_results(root, *names):
     for name in names:
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_text("{}")
+
+
+def test_the_command_line_hands_every_option_to_the_recipe(tmp_path, monkeypatch):
+    given = []
+    monkeypatch.setattr(recipe, "run", lambda out, made: given.append(made) or {})
+    options = ["--train", "5", "--tokenizer-steps", "3", "--tokenizer-crop", "0"]
+    options += ["--phone-lag", "0", "--lm-steps", "7", "--seed", "2", "--workers", "1"]
+    assert recipe.main([*options, "--jobs", "1", "--delays", "3", "--out", str(tmp_path)]) == 0
+    assert given == [
+        recipe.Recipe(
+            delays=(3,),
+            train=5,
+            tokenizer_steps=3,
+            tokenizer_crop=0,
+            phone_lag=0,
+            lm_steps=7,
+            seed=2,
+            workers=1,
+            jobs=1,
+        )
+    ]
