@@ -239,30 +239,42 @@ def delay_pairs(runs: Sequence[tuple[str, float, Sequence[dict]]]) -> list[tuple
 
 
 def paired_wer_differences(runs: Sequence[tuple[str, float, Sequence[dict]]]) -> list[dict]:
-    """Corpus WER differences between the `delay_pairs` of runs (name, delay, records) on the
-    same utterances, with paired 95% bootstrap intervals over the utterances both scored.
-    `real`: the interval excludes 0."""
-    pairs = [((a[0], a[2]), (b[0], b[2])) for a, b in delay_pairs(runs)]
+    """Corpus WER differences between the `delay_pairs` of runs (name, delay, records), each
+    as `paired_wer_difference` gives it."""
     found = []
-    for (name_a, records_a), (name_b, records_b) in pairs:
-        a = {r["index"]: r for r in records_a if r["status"] == "ok"}
-        b = {r["index"]: r for r in records_b if r["status"] == "ok"}
-        common = sorted(set(a) & set(b))
-        if not common:
-            continue
-        counts = [
-            ([d[i]["word_errors"] for i in common], [d[i]["reference_words"] for i in common])
-            for d in (a, b)
-        ]
-        difference, low, high = intervals.paired_ratio_difference(*counts)
-        found.append(
-            {
-                "from": name_a,
-                "to": name_b,
-                "utterances": len(common),
-                "corpus_wer_difference": round(difference, 6),
-                "ci95": [round(low, 6), round(high, 6)],
-                "real": bool(low > 0 or high < 0),
-            }
-        )
+    for (name_a, _, records_a), (name_b, _, records_b) in delay_pairs(runs):
+        difference = paired_wer_difference(records_a, records_b)
+        if difference is not None:
+            found.append({"from": name_a, "to": name_b, **difference})
     return found
+
+
+def paired_wer_difference(records_a: Sequence[dict], records_b: Sequence[dict]) -> dict | None:
+    """Corpus WER of b minus a on the utterances both scored, with its paired 95% bootstrap
+    interval over those utterances, and the two WERs there; None when they share none.
+    `real`: the interval excludes 0. Utterances are matched by row index; a row whose
+    reference differs between the two is a mistake (the runs were on different data) and an
+    error."""
+    a = {r["index"]: r for r in records_a if r["status"] == "ok"}
+    b = {r["index"]: r for r in records_b if r["status"] == "ok"}
+    common = sorted(set(a) & set(b))
+    if not common:
+        return None
+    differing = [i for i in common if a[i]["reference"] != b[i]["reference"]]
+    if differing:
+        raise dsmlab.UsageError(
+            f"row {differing[0]} has another reference in each run ({len(differing)} rows "
+            "differ): the runs were not on the same utterances"
+        )
+    counts = [
+        ([d[i]["word_errors"] for i in common], [d[i]["reference_words"] for i in common])
+        for d in (a, b)
+    ]
+    difference, low, high = intervals.paired_ratio_difference(*counts)
+    return {
+        "utterances": len(common),
+        "corpus_wers": [round(sum(errors) / sum(words), 6) for errors, words in counts],
+        "corpus_wer_difference": round(difference, 6),
+        "ci95": [round(low, 6), round(high, 6)],
+        "real": bool(low > 0 or high < 0),
+    }

@@ -8,6 +8,7 @@ def record(index, ref_norm, hyp_norm, ref_words=None, words=None, audio_s=2.0, m
     r = dsmlab.utterance_errors(ref_norm, hyp_norm, merge) | {
         "index": index,
         "status": "ok",
+        "reference": ref_norm,
         "ref_norm": ref_norm,
         "hyp_norm": hyp_norm,
         "audio_s": audio_s,
