@@ -9,7 +9,8 @@ import pytest
 import soundfile
 
 from dsmlab.train import speech
-from dsmlab.train.corpus import HELD_OUT_ACCENTS, HELD_OUT_VARIANTS, TRAIN_FLITE, generate
+from dsmlab.train.augment import SPEEDS
+from dsmlab.train.corpus import HELD_OUT_ACCENTS, HELD_OUT_VARIANTS, TRAIN_FLITE, generate, plan
 from dsmlab.train.sentences import vocabulary
 
 SIZES = {"train": 8, "validation": 2, "test": 4, "unseen-flite": 2, "festival": 2}
@@ -81,3 +82,17 @@ def test_the_same_seed_gives_the_same_corpus(corpus, tmp_path):
     again = datasets.load_from_disk(str(generate(tmp_path / "again", {"test": 4}, seed=3)))
     assert again["test"]["audio"] == corpus["test"]["audio"]
     assert again["test"]["words"] == corpus["test"]["words"]
+
+
+def test_speed_moves_the_register_not_the_tempo():
+    """Training voices are spoken slower by the factor the room then speeds them up: the tempo
+    stays the one drawn for the voice (0.8 to 1.35 for espeak-ng), the register spans SPEEDS."""
+    items = plan({"train": 400}, seed=1)["train"]
+    sped = [p for p in items if p.augmentation.speed is not None]
+    speeds = [p.augmentation.speed for p in sped]
+    assert min(speeds) < 0.85 and max(speeds) > 1.2
+    assert all(SPEEDS[0] <= s <= SPEEDS[1] for s in speeds)
+    for p in sped:
+        for voice in p.voices:
+            if voice.synthesizer == "espeak-ng":
+                assert 0.8 <= voice.rate * p.augmentation.speed <= 1.35

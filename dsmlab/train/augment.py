@@ -3,8 +3,11 @@
 A synthesizer's voice is too clean and too constant for a model to learn speech in general;
 these are the changes between rooms, microphones and speakers that a recognizer must ignore.
 Speed perturbation (resampling) moves pitch and formants together, as a shorter or longer
-vocal tract does. Word times follow every change. All randomness comes from the caller's
-generator, so a corpus is a function of its seed.
+vocal tract does: with it the corpus reaches registers its mostly male voices lack (0.8 to 1.3x
+instead of 0.85 to 1.15x, the voice spoken slower by the factor, see `corpus`: the recipe's
+tokenizer named 39.4% of the phone frames of flite's slt, a female voice it never heard,
+against 31.4%). Word times follow every change. All randomness comes from the
+caller's generator, so a corpus is a function of its seed.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ NOISE_COLORS = ("white", "pink", "brown")
 # 14% against 60% phone accuracy after 150 steps on one batch, levels -30..-3 against -6 dBFS),
 # so training audio stays loud, as speech from a close microphone or a synthesizer is.
 LEVELS_DB = (-12.0, -2.0)
+SPEEDS = (0.8, 1.3)  # drawn log-uniformly: formants from 0.8x to 1.3x the voice's own
 
 
 @dataclass(frozen=True)
@@ -42,7 +46,7 @@ class Augmentation:
 def draw(rng: np.random.Generator) -> Augmentation:
     """The corpus's random settings: most utterances get a few changes, some none."""
     return Augmentation(
-        speed=float(rng.uniform(0.85, 1.15)) if rng.random() < 0.8 else None,
+        speed=float(np.exp(rng.uniform(*np.log(SPEEDS)))) if rng.random() < 0.8 else None,
         highpass_hz=float(rng.uniform(60, 400)) if rng.random() < 0.3 else None,
         lowpass_hz=float(rng.uniform(2800, 7000)) if rng.random() < 0.35 else None,
         reverb_rt60_s=float(rng.uniform(0.15, 0.8)) if rng.random() < 0.35 else None,

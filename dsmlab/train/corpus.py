@@ -26,7 +26,7 @@ import multiprocessing
 import pickle
 import random
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import julius
@@ -103,17 +103,28 @@ def plan(sizes: dict[str, int], seed: int) -> dict[str, list[Plan]]:
             seen.add(words)
             voices = tuple(_voice(split, names, rng) for _ in range(VOICE_TRIES))
             settings = np.random.default_rng(rng.getrandbits(32))
-            room = augment.draw(settings) if split in ("train", "validation") else _mild(settings)
+            if split in ("train", "validation"):
+                room = augment.draw(settings)
+                voices = tuple(_register_only(v, room.speed) for v in voices)
+            else:
+                room = _mild(settings)
             plans[split].append(
                 Plan(f"{split}-{len(plans[split]):05d}", words, voices, room, rng.getrandbits(32))
             )
     return plans
 
 
+def _register_only(voice: speech.Voice, speed: float | None) -> speech.Voice:
+    """The voice spoken `speed` times slower, so that the room's speed change moves its pitch
+    and formants (its register) and leaves the tempo drawn for it."""
+    return voice if speed is None else replace(voice, rate=voice.rate / speed)
+
+
 def _voice(split: str, espeak_names: list[str], rng: random.Random) -> speech.Voice:
     if split in ("train", "validation") and rng.random() < FLITE_SHARE:
         name = rng.choice(TRAIN_FLITE)
-        pitch = 1.0 if ("flite", name) in speech.FIXED_PITCH else rng.uniform(0.8, 1.25)
+        # up to 1.8: with the room's speed, male voices reach a female voice's pitch
+        pitch = 1.0 if ("flite", name) in speech.FIXED_PITCH else rng.uniform(0.8, 1.8)
         return speech.Voice("flite", name, rng.uniform(0.85, 1.25), pitch)
     synthesizer = {"unseen-flite": "flite", "festival": "festival"}.get(split, "espeak-ng")
     name = rng.choice(espeak_names)
