@@ -10,7 +10,14 @@ import soundfile
 
 from dsmlab.train import speech
 from dsmlab.train.augment import SPEEDS
-from dsmlab.train.corpus import HELD_OUT_ACCENTS, HELD_OUT_VARIANTS, TRAIN_FLITE, generate, plan
+from dsmlab.train.corpus import (
+    HELD_OUT_ACCENTS,
+    HELD_OUT_VARIANTS,
+    TRAIN_ESPEAK_RATES,
+    TRAIN_FLITE,
+    generate,
+    plan,
+)
 from dsmlab.train.sentences import vocabulary
 
 SIZES = {"train": 8, "validation": 2, "test": 4, "unseen-flite": 2, "festival": 2}
@@ -86,7 +93,8 @@ def test_the_same_seed_gives_the_same_corpus(corpus, tmp_path):
 
 def test_speed_moves_the_register_not_the_tempo():
     """Training voices are spoken slower by the factor the room then speeds them up: the tempo
-    stays the one drawn for the voice (0.8 to 1.35 for espeak-ng), the register spans SPEEDS."""
+    stays the one drawn for the voice (TRAIN_ESPEAK_RATES for espeak-ng), the register spans
+    SPEEDS."""
     items = plan({"train": 400}, seed=1)["train"]
     sped = [p for p in items if p.augmentation.speed is not None]
     speeds = [p.augmentation.speed for p in sped]
@@ -95,4 +103,5 @@ def test_speed_moves_the_register_not_the_tempo():
     for p in sped:
         for voice in p.voices:
             if voice.synthesizer == "espeak-ng":
-                assert 0.8 <= voice.rate * p.augmentation.speed <= 1.35
+                low, high = TRAIN_ESPEAK_RATES
+                assert low <= voice.rate * p.augmentation.speed <= high

@@ -46,7 +46,9 @@ HELD_OUT_VARIANTS = (
     "f4", "m6", "Andy", "Annie", "belinda", "benjamin", "edward", "klatt4",
     "linda", "max", "michel", "quincy", "steph2", "travis", "zac",
 )  # fmt: skip
+TRAINING_VOICES = ("train", "validation")  # the splits spoken by training's voices, augmented
 TRAIN_FLITE = ("kal", "kal16", "awb", "rms")
+TRAIN_ESPEAK_RATES = (0.8, 1.35)  # speaking rates of training's espeak-ng voices
 FLITE_SHARE = 0.3  # of train and validation utterances
 SPLITS = ("test", "unseen-flite", "festival", "validation", "train")  # planning order
 # Utterances per split of the bundled models' corpus (the recipe's too).
@@ -103,7 +105,7 @@ def plan(sizes: dict[str, int], seed: int) -> dict[str, list[Plan]]:
             seen.add(words)
             voices = tuple(_voice(split, names, rng) for _ in range(VOICE_TRIES))
             settings = np.random.default_rng(rng.getrandbits(32))
-            if split in ("train", "validation"):
+            if split in TRAINING_VOICES:
                 room = augment.draw(settings)
                 voices = tuple(_register_only(v, room.speed) for v in voices)
             else:
@@ -121,7 +123,7 @@ def _register_only(voice: speech.Voice, speed: float | None) -> speech.Voice:
 
 
 def _voice(split: str, espeak_names: list[str], rng: random.Random) -> speech.Voice:
-    if split in ("train", "validation") and rng.random() < FLITE_SHARE:
+    if split in TRAINING_VOICES and rng.random() < FLITE_SHARE:
         name = rng.choice(TRAIN_FLITE)
         # up to 1.8: with the room's speed, male voices reach a female voice's pitch
         pitch = 1.0 if ("flite", name) in speech.FIXED_PITCH else rng.uniform(0.8, 1.8)
@@ -129,8 +131,10 @@ def _voice(split: str, espeak_names: list[str], rng: random.Random) -> speech.Vo
     synthesizer = {"unseen-flite": "flite", "festival": "festival"}.get(split, "espeak-ng")
     name = rng.choice(espeak_names)
     fixed = (synthesizer, name) in speech.FIXED_PITCH
-    if split in ("train", "validation"):
-        return speech.Voice(synthesizer, name, rng.uniform(0.8, 1.35), rng.uniform(0.7, 1.4))
+    if split in TRAINING_VOICES:
+        return speech.Voice(
+            synthesizer, name, rng.uniform(*TRAIN_ESPEAK_RATES), rng.uniform(0.7, 1.4)
+        )
     return speech.Voice(
         synthesizer, name, rng.uniform(0.9, 1.2), 1.0 if fixed else rng.uniform(0.85, 1.2)
     )
