@@ -49,7 +49,7 @@ TEXT_INPUT_NOISE = 0.5
 AUDIO_CODE_NOISE = 0.1  # share of input audio codes replaced by random codes (augmentation)
 VALIDATION_UTTERANCES = 60
 # per delay. At 4000, WER was level past 0.32 s; 8000 lowered 0.64 and 1.28 s by 4.7 points
-# (paired, beyond noise) and 0.16 / 0.32 s within noise (README "Training length").
+# (paired, beyond noise) and 0.16 / 0.32 s within noise (README "The LM's steps, again").
 STEPS = 8000
 
 SMALL_LM = ARCHITECTURES["tiny"] | {
