@@ -100,8 +100,8 @@ def test_speed_moves_the_register_not_the_tempo():
     speeds = [p.augmentation.speed for p in sped]
     assert min(speeds) < 0.85 and max(speeds) > 1.2
     assert all(SPEEDS[0] <= s <= SPEEDS[1] for s in speeds)
+    low, high = TRAIN_ESPEAK_RATES
     for p in sped:
         for voice in p.voices:
             if voice.synthesizer == "espeak-ng":
-                low, high = TRAIN_ESPEAK_RATES
                 assert low <= voice.rate * p.augmentation.speed <= high

@@ -1,10 +1,5 @@
 import json
-import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from dataclasses import asdict, replace
 
 import pytest
@@ -133,35 +128,3 @@ def test_the_command_line_hands_every_option_to_the_recipe(tmp_path, monkeypatch
             jobs=1,
         )
     ]
-
-
-def test_training_workers_exit_when_the_recipe_is_killed(tmp_path):
-    """A recipe stopped by `kill` must not leave its LMs training on (orphans) beside the
-    rerun that resumes them."""
-    script = tmp_path / "parent.py"
-    script.write_text(
-        "import os, time\n"
-        "from dsmlab.train.recipe import training_pool\n"
-        "if __name__ == '__main__':\n"
-        "    pool = training_pool(1)\n"
-        "    print(pool.submit(os.getpid).result(), flush=True)\n"
-        "    pool.submit(time.sleep, 120)\n"
-        "    time.sleep(120)\n"
-    )
-    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
-    worker = int(parent.stdout.readline())
-    os.kill(parent.pid, signal.SIGKILL)
-    parent.wait()
-    deadline = time.monotonic() + 30
-    while _alive(worker) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not _alive(worker)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    with open(f"/proc/{pid}/stat") as stat:  # an exited child not yet reaped is a zombie
-        return stat.read().split(")")[-1].split()[0] != "Z"

@@ -22,7 +22,6 @@ utterances is spoken by a fresh process. Chunks are kept as they finish: a kille
 from __future__ import annotations
 
 import io
-import multiprocessing
 import pickle
 import random
 import sys
@@ -39,6 +38,7 @@ from ..cli import ArgumentParser, non_negative_int, positive_int, run_cli
 from ..errors import DSMLabError, UsageError
 from . import augment, speech
 from .sentences import sentence
+from .workers import SPAWN, tied_to_this_process
 
 STORE_RATE = 16_000
 HELD_OUT_ACCENTS = ("en-us-nyc", "en-gb-x-gbcwmd")
@@ -216,7 +216,7 @@ def generate(out: Path, sizes: dict[str, int], seed: int = 0, workers: int = 2) 
     }
     tasks = [(items, path) for path, items in chunks.items() if not path.exists()]
     # one fresh process per chunk: a chunk's audio depends on nothing else
-    with multiprocessing.get_context("spawn").Pool(workers, maxtasksperchild=1) as pool:
+    with SPAWN.Pool(workers, maxtasksperchild=1, **tied_to_this_process()) as pool:
         for _ in tqdm(pool.imap_unordered(_render_chunk, tasks), total=len(tasks), desc="corpus"):
             pass
     rows = {}

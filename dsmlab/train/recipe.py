@@ -16,11 +16,9 @@ synthesizer training never used) and on validation (training voices).
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import shutil
 import sys
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -41,6 +39,7 @@ from ..scoring import error_rates
 from ..transcribe import transcribe_batch
 from . import audio_tokenizer, codes, corpus, lm, vad_heads
 from .audio_tokenizer import row_pcm, split_rows
+from .workers import SPAWN, tied_to_this_process
 
 SCORED_SPLITS = ("test", "unseen-flite", "festival", "validation")
 TRAINING_FILES = ("training.pt",)  # left out of a bundled model
@@ -48,7 +47,6 @@ NOT_IN_RESULTS = ("workers", "jobs")  # settings that change how fast, not what 
 # Recipe fields given as one number on the command line (the held-out split sizes are not).
 CLI_SETTINGS = ("train", "tokenizer_steps", "tokenizer_crop", "phone_lag", "lm_steps", "seed")
 CLI_SETTINGS += NOT_IN_RESULTS
-PARENT_POLL_S = 1.0  # how often a training worker checks that the recipe still runs
 
 
 @dataclass(frozen=True)
@@ -123,29 +121,13 @@ def run(out: Path, recipe: Recipe) -> dict:
         # Small models use a second core poorly: N trainings of one thread each finish sooner
         # than N in turn on all the cores.
         threads = max(1, (os.cpu_count() or 1) // recipe.jobs)
-        with training_pool(recipe.jobs) as pool:
+        with ProcessPoolExecutor(recipe.jobs, SPAWN, **tied_to_this_process()) as pool:
             runs = [pool.submit(_one_delay, out, recipe, d, threads) for d in unfinished]
             for finished in as_completed(runs):
                 record(finished.result())
     report_path = out / RECIPE_REPORT
     record(_timed("scores", report_path, lambda: _dump(report_path, scores(out, recipe))))
     return _load(report_path)
-
-
-def training_pool(jobs: int) -> ProcessPoolExecutor:
-    """Spawned workers that exit when this process dies: a recipe stopped by `kill` would
-    otherwise leave its LMs training on, unseen, beside the rerun that resumes them."""
-    spawn = multiprocessing.get_context("spawn")
-    return ProcessPoolExecutor(jobs, spawn, initializer=_exit_with_parent, initargs=(os.getpid(),))
-
-
-def _exit_with_parent(parent: int) -> None:
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(PARENT_POLL_S)
-        os._exit(1)
-
-    threading.Thread(target=watch, daemon=True).start()
 
 
 def _check_same_recipe(out: Path, earlier: dict, now: dict) -> None:
