@@ -6,7 +6,7 @@
 The names below are the public API; `eval/` uses nothing else.
 """
 
-from . import cli
+from . import cli, intervals
 from .architectures import ARCHITECTURES, build_random, save_random
 from .audio import FRAME_RATE, FRAME_SIZE, SAMPLE_RATE, AudioInput, load_audio
 from .bundled import bundled_models, default_model, test_split
@@ -63,6 +63,7 @@ __all__ = [
     "file_fingerprint",
     "flush_frames",
     "get_normalizer",
+    "intervals",
     "iter_transcripts",
     "load",
     "load_audio",

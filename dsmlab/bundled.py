@@ -19,6 +19,7 @@ DATA_ENV = "DSMLAB_DATA"
 MODELS_DIR = "models"  # one checkpoint folder per bundled model, named by its short name
 TEST_SPLIT_DIR = "synth-test"  # a datasets.save_to_disk folder: the bundled test split
 RECIPE_REPORT = "recipe_report.json"  # beside the models: the recipe's scores on each split
+RECIPE_SETTINGS = "recipe.json"  # in a recipe's folder and beside the models: settings, times
 _PACKAGE = Path(__file__).resolve().parent
 
 

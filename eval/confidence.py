@@ -22,7 +22,8 @@ from collections.abc import Callable, Sequence
 import jiwer
 import numpy as np
 
-from . import intervals
+from dsmlab import intervals
+
 from .metrics import word_tokens
 
 BINS = 10

@@ -21,8 +21,9 @@ import numpy as np
 import torch
 
 import dsmlab
+from dsmlab import intervals
 
-from . import intervals, metrics
+from . import metrics
 
 FLUSHES = ("flush", "flush_batch")  # batch 1, and N streams flushed together
 # N: the run's batch size, at most this: each study streams N copies of the utterance

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from . import intervals
+from dsmlab import intervals
 
 NAMES = ("al", "laal", "start_offset", "end_offset")
 

@@ -12,8 +12,7 @@ import jiwer
 import numpy as np
 
 import dsmlab
-
-from . import intervals
+from dsmlab import intervals
 
 TOLERANCES_S = (0.04, 0.08, 0.2)
 

@@ -32,8 +32,9 @@ import torch
 from silero_vad import load_silero_vad
 
 import dsmlab
+from dsmlab import intervals
 
-from . import intervals, options, plots, rundir
+from . import options, plots, rundir
 from .results import write_json
 from .turn_streams import (
     Conversation,

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from eval import intervals
+from dsmlab import intervals
 
 
 def test_identical_utterances_give_a_point_interval():

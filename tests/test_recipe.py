@@ -4,6 +4,7 @@ from dataclasses import asdict, replace
 
 import pytest
 import torch
+from huggingface_hub import ModelCard
 
 import dsmlab
 from dsmlab.errors import UsageError
@@ -55,6 +56,15 @@ def test_the_recipe_trains_its_delays_at_once_as_it_would_in_turn_and_resumes(
 
     recipe.run(outs[2], recipe.Recipe(**TINY, jobs=2))  # all done: nothing runs again
     assert json.loads((outs[2] / "recipe.json").read_text())["seconds"] == seconds
+
+    bundle = tmp_path / "bundle"
+    recipe.bundle(outs[2], bundle)  # the models, report, settings, test split and their cards
+    for name in report["models"]:
+        card = ModelCard.load(bundle / "models" / name / "README.md")
+        wer = {(r.dataset_split, r.metric_type): r.metric_value for r in card.data.eval_results}
+        assert wer[("test", "wer")] == round(100 * report["models"][name]["test"]["corpus_wer"], 2)
+        assert "This LM trained in" in card.text  # the times of the bundle's recipe.json
+    assert (bundle / "synth-test" / "README.md").is_file()
 
 
 def test_a_rerun_with_other_settings_is_refused_before_any_work(tmp_path):

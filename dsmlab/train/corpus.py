@@ -51,6 +51,15 @@ TRAIN_FLITE = ("kal", "kal16", "awb", "rms")
 TRAIN_ESPEAK_RATES = (0.8, 1.35)  # speaking rates of training's espeak-ng voices
 FLITE_SHARE = 0.3  # of train and validation utterances
 SPLITS = ("test", "unseen-flite", "festival", "validation", "train")  # planning order
+# What each split's speech is, for reports and cards.
+SPLIT_NOTES = {
+    "test": "held-out espeak-ng voices: accents en-us-nyc and en-gb-x-gbcwmd, variants training "
+    "never used",
+    "unseen-flite": "flite's slt, a voice of a synthesizer training used",
+    "festival": "festival's voices, a synthesizer training never used",
+    "validation": "training's voices (espeak-ng and flite), sentences training never saw",
+    "train": "training's voices (espeak-ng and flite), augmented",
+}
 # Utterances per split of the bundled models' corpus (the recipe's too).
 SIZES = {"test": 100, "unseen-flite": 100, "festival": 100, "validation": 200, "train": 10000}
 CHUNK = 250  # utterances rendered by one process

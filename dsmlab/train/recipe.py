@@ -28,16 +28,17 @@ from pathlib import Path
 import sentencepiece
 import torch
 
+from .. import intervals
 from ..audio import FRAME_RATE, SAMPLE_RATE
-from ..bundled import MODELS_DIR, RECIPE_REPORT, TEST_SPLIT_DIR, data_dir
+from ..bundled import MODELS_DIR, RECIPE_REPORT, RECIPE_SETTINGS, TEST_SPLIT_DIR, data_dir
 from ..checkpoint import CONFIG_NAME
 from ..cli import ArgumentParser, non_negative_int, positive_int, run_cli
 from ..errors import UsageError
 from ..loading import load
 from ..normalizers import get_normalizer
-from ..scoring import error_rates
+from ..scoring import utterance_errors
 from ..transcribe import transcribe_batch
-from . import audio_tokenizer, codes, corpus, lm, vad_heads
+from . import audio_tokenizer, cards, codes, corpus, lm, vad_heads
 from .audio_tokenizer import row_pcm, split_rows
 from .workers import SPAWN, tied_to_this_process
 
@@ -69,14 +70,14 @@ class Recipe:
 def run(out: Path, recipe: Recipe) -> dict:
     """Every step not done yet; returns the scores (also in recipe_report.json)."""
     out.mkdir(parents=True, exist_ok=True)
-    earlier = _load(out / "recipe.json")
+    earlier = _load(out / RECIPE_SETTINGS)
     _check_same_recipe(out, earlier.get("recipe", {}), json.loads(json.dumps(asdict(recipe))))
     timings = earlier.get("seconds", {})
 
     def record(seconds: dict[str, float]) -> None:
         for name, spent in seconds.items():
             timings[name] = round(spent + timings.get(name, 0), 1)
-        _dump(out / "recipe.json", {"recipe": asdict(recipe), "seconds": timings})
+        _dump(out / RECIPE_SETTINGS, {"recipe": asdict(recipe), "seconds": timings})
 
     sizes = {
         "train": recipe.train,
@@ -191,29 +192,46 @@ def _timed(name: str, done: Path, work: Callable[[], object]) -> dict[str, float
 
 
 def scores(out: Path, recipe: Recipe) -> dict:
-    """Corpus WER and CER of every model on every held-out split, Whisper's normalizer."""
-    normalize = get_normalizer("whisper", "en")
+    """Corpus WER and CER of every model on every held-out split (Whisper's normalizer), each
+    with its 95% bootstrap interval over utterances."""
     table: dict[str, dict] = {}
     for delay in recipe.delays:
         model = load(_model_dir(out, delay), device="cpu")
         row = {"delay_s": delay / FRAME_RATE}
         for split in SCORED_SPLITS:
-            rows = split_rows(out / "corpus", split)
-            transcripts = transcribe_batch(
-                model, [row_pcm(r) for r in rows], [SAMPLE_RATE] * len(rows), batch_size=16
-            )
-            found = error_rates(
-                [normalize(r["text"]) for r in rows], [normalize(t.text) for t in transcripts]
-            )
-            row[split] = {k: round(found[k], 4) for k in ("corpus_wer", "corpus_cer")}
+            row[split] = split_scores(model, split_rows(out / "corpus", split))
         table[model.name] = row
     tokenizer = _load(out / "tokenizer" / "report.json")
     return {"models": table, "audio_tokenizer": tokenizer}
 
 
+def split_scores(model, rows: list[dict]) -> dict:
+    """corpus_wer, corpus_cer and their *_ci95 ([low, high]) of `model` on corpus rows, rounded
+    to 4 decimals, and the number of utterances scored."""
+    normalize = get_normalizer("whisper", "en")
+    transcripts = transcribe_batch(
+        model, [row_pcm(r) for r in rows], [SAMPLE_RATE] * len(rows), batch_size=16
+    )
+    counts = [
+        utterance_errors(normalize(r["text"]), normalize(t.text))
+        for r, t in zip(rows, transcripts, strict=True)
+        if normalize(r["text"])
+    ]
+    found = {"utterances": len(counts)}
+    for rate, errors, total in (
+        ("wer", "word_errors", "reference_words"),
+        ("cer", "char_errors", "reference_chars"),
+    ):
+        value, low, high = intervals.ratio([c[errors] for c in counts], [c[total] for c in counts])
+        found[f"corpus_{rate}"] = round(value, 4)
+        found[f"corpus_{rate}_ci95"] = [round(low, 4), round(high, 4)]
+    return found
+
+
 def bundle(out: Path, data: Path) -> None:
-    """Copy the trained models (without their training state), their scores and the test split
-    into `data` (data/ of the repository): what `eval.wer` runs offline, and its default."""
+    """Copy the trained models (without their training state), their scores, the recipe's
+    settings and times, and the test split into `data` (data/ of the repository): what
+    `eval.wer` runs offline, and its default; then write their cards."""
     import datasets
 
     for model_dir in sorted((out / "models").iterdir()):
@@ -222,11 +240,13 @@ def bundle(out: Path, data: Path) -> None:
             shutil.rmtree(target)
         shutil.copytree(model_dir, target, ignore=shutil.ignore_patterns(*TRAINING_FILES))
     shutil.copy(out / RECIPE_REPORT, data / MODELS_DIR / RECIPE_REPORT)
+    shutil.copy(out / RECIPE_SETTINGS, data / MODELS_DIR / RECIPE_SETTINGS)
     test = datasets.load_from_disk(str(out / "corpus"))["test"]
     target = data / TEST_SPLIT_DIR
     if target.exists():
         shutil.rmtree(target)
     datasets.DatasetDict({"test": test}).save_to_disk(str(target))
+    cards.write_cards(data)
 
 
 def _load(path: Path) -> dict:

@@ -1,4 +1,5 @@
-"""95% bootstrap intervals over utterances, and paired intervals of differences.
+"""95% bootstrap intervals over utterances, and paired intervals of differences: the one
+implementation that evaluation and the recipe's scores share.
 
 The utterance is the unit that is resampled: a corpus WER is recomputed from resampled
 utterances' error and word counts, a pooled word-level figure (a median timestamp error, a

@@ -1,0 +1,248 @@
+"""Model and dataset cards of the bundle, in the Hugging Face convention: a README.md with YAML
+metadata in each model folder (its `model-index` holds the recipe's scores, so the hub would
+show them) and in the bundled test split's folder (`dataset_info`).
+
+    python -m dsmlab.train.cards            # rewrite the cards of the bundled data/ from its report
+
+The recipe writes them when it bundles (`python -m dsmlab.train.recipe --bundle`); every figure
+comes from recipe_report.json (and recipe.json, when the bundle has one), never typed by hand.
+The metadata is built with huggingface_hub's own card classes, which the hub parses.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import datasets
+from huggingface_hub import DatasetCard as HubDatasetCard
+from huggingface_hub import DatasetCardData, EvalResult, ModelCard, ModelCardData
+
+from ..audio import FRAME_RATE
+from ..bundled import MODELS_DIR, RECIPE_REPORT, RECIPE_SETTINGS, TEST_SPLIT_DIR, data_dir
+from ..checkpoint import CONFIG_NAME
+from ..cli import ArgumentParser, run_cli
+from ..errors import UsageError
+from .corpus import SPLIT_NOTES
+from .sentences import vocabulary
+
+CARD_NAME = "README.md"  # the hub reads a repository's card from this file
+TAGS = ["dsmlab", "delayed-streams-modeling", "streaming-asr", "moshi", "synthetic-speech"]
+LICENSE = "mit"
+DOCS = "https://github.com/kyutai-labs/delayed-streams-modeling"  # what DSM is
+
+
+def eval_results(name: str, scores: dict) -> list[EvalResult]:
+    """The model-index entries of one model: corpus WER and CER (percent) on each split."""
+    results = []
+    for split, found in scores.items():
+        if not isinstance(found, dict):
+            continue
+        for metric in ("wer", "cer"):
+            results.append(
+                EvalResult(
+                    task_type="automatic-speech-recognition",
+                    dataset_type=f"dsmlab/synth-{split}",
+                    dataset_name=f"dsmlab synthetic speech, {split} split",
+                    dataset_split=split,
+                    metric_type=metric,
+                    metric_name=f"corpus {metric.upper()} (Whisper normalizer)",
+                    metric_value=round(100 * found[f"corpus_{metric}"], 2),
+                )
+            )
+    return results
+
+
+def model_card(name: str, report: dict, config: dict, recipe: dict | None = None) -> str:
+    """A bundled model's card (`config`: its config.json): metadata, what it is, how it was
+    made, results, limits."""
+    scores = report["models"][name]
+    delay = scores["delay_s"]
+    words = len(vocabulary())
+    best = min(report["models"], key=lambda m: report["models"][m]["test"]["corpus_wer"])
+    default = "It is the bundle's default model (lowest test WER). " if name == best else ""
+    data = ModelCardData(
+        language="en",
+        license=LICENSE,
+        library_name="moshi",
+        pipeline_tag="automatic-speech-recognition",
+        tags=TAGS,
+        model_name=name,
+        eval_results=eval_results(name, scores),
+    )
+    rows = [
+        f"| {split} | {SPLIT_NOTES.get(split, '')} | {found.get('utterances', '')} | "
+        f"{_percent(found, 'wer')} | {_percent(found, 'cer')} |"
+        for split, found in scores.items()
+        if isinstance(found, dict)
+    ]
+    body = f"""
+# {name}: a small DSM speech-to-text model at a {delay:g} s delay
+
+A Delayed Streams Modeling ([DSM]({DOCS})) speech-to-text model in the layout of Kyutai's STT
+checkpoints, made by dsmlab's recipe to study delays offline: moshi's `LMModel` (dim
+{config["dim"]}, {config["num_layers"]} layers, a context of {config["context"]} frames, \
+{config["context"] / FRAME_RATE:g} s) reads a small Mimi's {config["n_q"]} codebooks of \
+{config["card"]} and writes the text {round(delay * FRAME_RATE)} frames ({delay:g} s) after the \
+audio, with semantic-VAD heads in Kyutai's layout (4 heads of 6 classes; head 2 class 0 is
+P(end of turn)). {default}It knows only its grammar's {words} words.
+
+```python
+import dsmlab
+model = dsmlab.load("{name}")
+print(dsmlab.transcribe(model, "speech.wav").text)
+```
+
+`python -m dsmlab transcribe speech.wav --model {name}`, `python -m eval.wer --model {name}`;
+moshi's loader and Kyutai's `scripts/stt_from_file_pytorch.py` load this folder unchanged.
+
+## How it was made
+
+```bash
+python -m dsmlab.train.recipe --out runs/recipe --bundle
+```
+
+{_training(name, report, recipe)}
+
+## Results
+
+Corpus WER and CER (Whisper's normalizer), with 95% bootstrap intervals over utterances; the
+same figures are in `recipe_report.json` and in this card's metadata.
+
+| split | speech | utterances | WER [95% CI] | CER [95% CI] |
+| --- | --- | --- | --- | --- |
+{chr(10).join(rows)}
+
+## Limits
+
+- Synthetic speech and a {words}-word grammar: it cannot write a word outside that vocabulary, and
+  on real speech it is no guide to what a released model does.
+- Voices and synthesizers it never heard cost it most (the unseen-flite and festival rows).
+- One delay: another delay is another model of the bundle (or a delay-conditioned model).
+"""
+    return f"---\n{data.to_yaml()}\n---\n{body}"
+
+
+def _percent(found: dict, metric: str) -> str:
+    value = f"{100 * found[f'corpus_{metric}']:.1f}%"
+    interval = found.get(f"corpus_{metric}_ci95")
+    return f"{value} [{100 * interval[0]:.1f}, {100 * interval[1]:.1f}]" if interval else value
+
+
+def _training(name: str, report: dict, recipe: dict | None) -> str:
+    tokenizer = report.get("audio_tokenizer", {})
+    accuracy = ", ".join(
+        f"{k.removeprefix('phone_accuracy_')} {100 * v:.1f}%"
+        for k, v in tokenizer.items()
+        if k.startswith("phone_accuracy_")
+    )
+    lines = ["Seeded and resumable; `dsmlab/train/README.md` describes each step and its studies."]
+    if accuracy:
+        lines.append(f"The audio tokenizer names the phone of a 20 ms frame: {accuracy}.")
+    if recipe:
+        settings = recipe.get("recipe", {})
+        seconds = recipe.get("seconds", {})
+        delay = name.rsplit("-d", 1)[-1]
+        lm = seconds.get(f"lm d{delay}")
+        shown = ", ".join(f"{k} {v}" for k, v in settings.items() if not isinstance(v, list))
+        lines.append(f"Recipe settings: {shown}.")
+        total = sum(seconds.values()) / 60
+        if lm:
+            lines.append(f"This LM trained in {lm / 60:.1f} min; the whole recipe {total:.0f} min.")
+    return "\n".join(lines)
+
+
+def dataset_card(split_dir: Path) -> str:
+    """The bundled test split's card: dataset_info, how it was made, the voices held out."""
+    test = datasets.load_from_disk(str(split_dir))["test"]
+    info = test.info.copy()
+    size = sum(f.stat().st_size for f in (split_dir / "test").glob("*.arrow"))
+    info.splits = datasets.SplitDict()
+    info.splits.add(datasets.SplitInfo(name="test", num_bytes=size, num_examples=len(test)))
+    info.dataset_size = size
+    data = DatasetCardData(
+        language=["en"],
+        license=LICENSE,
+        task_categories=["automatic-speech-recognition"],
+        tags=TAGS,
+        pretty_name="dsmlab synthetic test split",
+    )
+    datasets.info.DatasetInfosDict({"default": info}).to_dataset_card_data(data)
+    voices = sorted(set(test["speaker_id"]))
+    seconds = sum(w[-1]["end"] for w in test["words"] if w)
+    words = len(vocabulary())
+    body = f"""
+# dsmlab synthetic test split
+
+The offline default of dsmlab's evaluation (`--dataset synth`): {len(test)} English sentences
+of a {words}-word grammar, each spoken whole by voices the bundled models never heard in
+training ({SPLIT_NOTES["test"]}), {len(voices)} voices in all, with the
+synthesizer's own word and phone times. About {seconds / 60:.1f} minutes of speech.
+
+```python
+import datasets
+test = datasets.load_from_disk("data/synth-test")["test"]
+```
+
+## Features
+
+- `audio`: `{{bytes, path}}`, 16 kHz mono FLAC bytes (a plain struct: `datasets` 5 would need
+  torchcodec to decode an `Audio` column; dsmlab decodes it itself).
+- `text`: the sentence; `words` and `phones`: each with `start` and `end` in seconds.
+- `speaker_id` (`synthesizer:voice`), `synthesizer`, `rate`, `pitch`, `augmentation` (the
+  level it was played at; the held-out splits get no room, filter or noise).
+
+## How it was made
+
+```bash
+python -m dsmlab.train.corpus --out runs/recipe/corpus   # (the recipe's first step)
+```
+
+Seeded: the same command gives this split byte for byte. Held-out sentences never occur in
+training. `dsmlab/train/corpus.py` says how every split is drawn.
+
+## Voices
+
+{", ".join(f"`{v}`" for v in voices)}
+"""
+    return f"---\n{data.to_yaml()}\n---\n{body}"
+
+
+def write_cards(data: Path) -> list[Path]:
+    """(Re)write the card of every bundled model in `data` from its report, and the test
+    split's card; the paths written."""
+    report_path = data / MODELS_DIR / RECIPE_REPORT
+    if not report_path.is_file():
+        raise UsageError(f"{report_path} is missing: run the recipe with --bundle first")
+    report = json.loads(report_path.read_text())
+    recipe_path = data / MODELS_DIR / RECIPE_SETTINGS
+    recipe = json.loads(recipe_path.read_text()) if recipe_path.is_file() else None
+    written = []
+    for name in report["models"]:
+        folder = data / MODELS_DIR / name
+        config = json.loads((folder / CONFIG_NAME).read_text())
+        ModelCard(model_card(name, report, config, recipe)).save(folder / CARD_NAME)
+        written.append(folder / CARD_NAME)
+    if (data / TEST_SPLIT_DIR).is_dir():
+        path = data / TEST_SPLIT_DIR / CARD_NAME
+        HubDatasetCard(dataset_card(data / TEST_SPLIT_DIR)).save(path)
+        written.append(path)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = ArgumentParser(prog="python -m dsmlab.train.cards", description=__doc__)
+    parser.add_argument("--data", type=Path, help="a bundle folder (default: the bundled data)")
+    args = parser.parse_args(argv)
+
+    def body() -> int:
+        for path in write_cards(args.data or data_dir() or Path("data")):
+            print(path)
+        return 0
+
+    return run_cli(body, debug=args.debug)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
