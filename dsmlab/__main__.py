@@ -1,4 +1,4 @@
-"""Command line: `python -m dsmlab transcribe FILE... --model M`, `models`, `migrate`,
+"""Command line: `python -m dsmlab transcribe FILE... [--model M]`, `models`, `migrate`,
 `random-checkpoint`."""
 
 from __future__ import annotations
@@ -17,7 +17,10 @@ def main(argv: list[str] | None = None) -> int:
 
     t = commands.add_parser("transcribe", help="transcribe audio files offline")
     t.add_argument("files", nargs="+", help="audio files (wav, flac, mp3, ogg, opus)")
-    t.add_argument("--model", required=True, help="short name, HF repo id or checkpoint dir")
+    t.add_argument(
+        "--model",
+        help="short name, HF repo id or checkpoint dir (default: the default bundled model)",
+    )
     t.add_argument("--timestamps", action="store_true", help="print each word's start and end")
     t.add_argument("--vad", action="store_true", help="print semantic-VAD end-of-turn times")
     t.add_argument("--vad-threshold", type=probability, default=0.5, help="in (0, 1]")
@@ -51,13 +54,23 @@ def main(argv: list[str] | None = None) -> int:
     return run_cli(lambda: commands[args.command](args), debug=args.debug)
 
 
+def _default_model() -> str:
+    """The bundled model the eval scripts run when none is named."""
+    from .bundled import default_model
+
+    name = default_model()
+    if name is None:
+        raise UsageError("no bundled model is installed: name one with --model")
+    return name
+
+
 def _transcribe(args: argparse.Namespace) -> int:
     from .audio import load_audio
     from .loading import load
     from .transcribe import transcribe_batch
 
     pcms = [load_audio(f) for f in args.files]  # fail on a bad file before loading the model
-    model = load(args.model, device=args.device)
+    model = load(args.model or _default_model(), device=args.device)
     if args.vad and not model.has_vad:
         raise UsageError(
             f"{model.name} has no semantic-VAD heads; use a checkpoint that has them "

@@ -4,6 +4,7 @@ import numpy as np
 import sphn
 from conftest import make_audio
 
+import dsmlab
 from dsmlab import transcribe
 from dsmlab.__main__ import main
 
@@ -68,3 +69,14 @@ def test_models_lists_the_released_short_names(capsys):
     out = capsys.readouterr().out
     for name in ["stt-1b-en_fr", "stt-2.6b-en", "stt-1b-en_fr-candle"]:
         assert name in out
+
+
+def test_without_model_transcribe_runs_the_default_bundled_model(tmp_path, capsys, monkeypatch):
+    path = write_wav(tmp_path / "a.wav", 1.0, 5)
+    assert main(["transcribe", path, "--json"]) == 0
+    (record,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert record["model"] == dsmlab.default_model() is not None
+    monkeypatch.setenv("DSMLAB_DATA", str(tmp_path))  # a data folder holding no models
+    assert main(["transcribe", path]) == 2
+    err = capsys.readouterr().err
+    assert err == "error: no bundled model is installed: name one with --model\n"

@@ -3,6 +3,7 @@ their figures agree with the records they wrote and with what each delay implies
 
 import csv
 import json
+from pathlib import Path
 
 import pytest
 
@@ -124,3 +125,19 @@ def test_against_delay_draws_an_interval_that_leaves_out_its_point(tmp_path):
         {"delay_s": 1.28, "corpus_wer": 0.3, "corpus_wer_ci95": [0.1, 0.25]},
     ]
     assert against_delay(rows, tmp_path / "a.png").stat().st_size > 10_000
+
+
+def test_every_metric_a_script_writes_is_defined_in_metrics_md(
+    timestamps_run, latency_run, tmp_path
+):
+    from eval import wer
+
+    assert wer.main(["--model", "synth-d8", *SAMPLES, "--out", str(tmp_path / "wer")]) == 0
+    documented = (Path(metrics.__file__).parent / "METRICS.md").read_text()
+    keys = {
+        key.removesuffix("_ci95")
+        for run in (timestamps_run, latency_run, tmp_path / "wer")
+        for key in results(run)["metrics"]
+    }
+    assert len(keys) > 60
+    assert not sorted(k for k in keys if f"`{k}`" not in documented)
