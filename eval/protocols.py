@@ -23,7 +23,10 @@ class Protocol:
     speed_includes_data: bool  # the speed figure counts decoding and resampling
     source: str
 
-    def describe(self, batch_size: int) -> dict:
+    def describe(self, batch_size: int, device: str) -> dict:
+        """Every convention in words; the speed's as it applied on `device` (a warm-up pass
+        runs on CUDA only: on CPU nothing is compiled)."""
+        warmed = self.warm_up and device.startswith("cuda")
         return asdict(self) | {
             "prefix": "the checkpoint's audio_silence_prefix_seconds (0 when absent; Kyutai's "
             "scripts assume 1 s then)",
@@ -40,7 +43,8 @@ class Protocol:
                 if self.speed_includes_data
                 else "RTFx = audio s / inference s (decoding and resampling excluded)"
             )
-            + (", after an untimed warm-up pass on CUDA" if self.warm_up else ", no warm-up"),
+            + f", on {device}"
+            + (", after an untimed warm-up pass" if warmed else ", no warm-up"),
         }
 
 

@@ -1,7 +1,10 @@
 """python -m eval.report RUN_DIR... --out DIR: one Markdown and one self-contained HTML report.
 
-Tables of every metric, the plots (embedded in the HTML), the environment, the worst
-utterances, and the exact command lines to reproduce each run. Dataset text is escaped: a
+It reads like a results section: the headline table first (WER and CER with their 95%
+intervals, speed on the device it ran on, latency and timestamp figures where the runs have
+them), then the sweep's and end-of-turn tables, the figures, the details of each run (how it
+was scored, the command that reproduces it, the worst utterances), and last, every metric and
+the environment as recorded. Definitions: eval/METRICS.md. Dataset text is escaped: a
 transcript cannot inject markup into the page.
 """
 
@@ -11,7 +14,7 @@ import base64
 import html
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import dsmlab
@@ -20,6 +23,8 @@ from . import rundir, runner
 from .records import read_records
 from .results import read_results
 from .turn_streams import best_per_detector
+
+METRICS_DOC = "eval/METRICS.md"  # in dsmlab's repository: the definition of every figure
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,9 +40,10 @@ def main(argv: list[str] | None = None) -> int:
         runs = [load_run(d) for d in _expand(args.runs)]
         sections = [s for d in args.runs if (d / "sweep.json").is_file() for s in load_sweep(d)]
         sections += [load_turns(d) for d in args.runs if (d / "turns.json").is_file()]
+        blocks = document(runs, sections, args.worst)
         rundir.prepare(args.out)
-        (args.out / "report.md").write_text(markdown(runs, sections, args.worst))
-        (args.out / "report.html").write_text(html_page(runs, sections, args.worst))
+        (args.out / "report.md").write_text(markdown(blocks))
+        (args.out / "report.html").write_text(html_page(blocks))
         print(f"{args.out / 'report.md'}\n{args.out / 'report.html'}")
         return 0
 
@@ -62,6 +68,19 @@ class Section:
     body: list[list[str]]
     command: str
     plots: list[Path]
+    whole_table_last: bool = False  # the table repeats the headline: it goes to the end
+
+
+@dataclass
+class Block:
+    """One piece of the report, rendered alike in Markdown and HTML: a heading ("h1" to "h3"),
+    a paragraph ("p"), a table ("table": header and rows), code ("pre") or figures ("img")."""
+
+    kind: str
+    text: str = ""
+    header: list[str] = field(default_factory=list)
+    rows: list[list[str]] = field(default_factory=list)
+    images: list[Path] = field(default_factory=list)
 
 
 def load_sweep(sweep_dir: Path) -> list[Section]:
@@ -73,7 +92,8 @@ def load_sweep(sweep_dir: Path) -> list[Section]:
         differences = list(sweep.get("differences", []))
     except (KeyError, TypeError):
         raise _corrupt(sweep_dir / "sweep.json") from None
-    sections = [Section("Delay sweep", *_table(rows), command, sorted(sweep_dir.glob("*.png")))]
+    plots = sorted(sweep_dir.glob("*.png"))
+    sections = [Section("Delay sweep", *_table(rows), command, plots, whole_table_last=True)]
     if differences:
         shown = [
             {
@@ -126,6 +146,7 @@ def _expand(dirs: list[Path]) -> list[Path]:
         children = (
             sorted(c for c in d.iterdir() if (c / "results.json").is_file()) if d.is_dir() else []
         )
+        children.sort(key=lambda c: read_results(c)["model"]["delay_s"])  # a sweep's order
         if (d / "sweep.json").is_file() and children:
             expanded += children
         elif not (d / "turns.json").is_file():  # an end-of-turn run is a section, not a run
@@ -133,132 +154,238 @@ def _expand(dirs: list[Path]) -> list[Path]:
     return expanded
 
 
-def _rows(run: dict) -> list[tuple[str, str]]:
+# --- the document ---
+
+# How a figure is shown: scale, unit, decimals.
+UNITS = {"percent": (100, "%", 1), "s": (1, " s", 2), "ms": (1000, " ms", 0)}
+# Headline columns a run may have: (title, metric key, unit).
+HEADLINE = (
+    ("WER [95% CI]", "corpus_wer", "percent"),
+    ("CER [95% CI]", "corpus_cer", "percent"),
+    ("mean utterance WER", "mean_utterance_wer", "percent"),
+    ("median word-start error", "start_abs_median_s", "ms"),
+    ("median word latency", "word_latency_median_s", "s"),
+    ("AL (mean)", "al_mean_s", "s"),
+)
+
+
+def _title(run: dict) -> str:
+    """model on dataset (split); a local dataset by its folder's name, not its whole path."""
+    r = run["results"]
+    dataset = str(r["data"]["dataset"])
+    shown = Path(dataset).name if Path(dataset).is_absolute() else dataset
+    return f"{r['model']['model']} on {shown} ({r['data']['split']})"
+
+
+def _shown(metrics: dict, key: str, kind: str) -> str:
+    value, interval = metrics.get(key), metrics.get(f"{key}_ci95")
+    if value is None:
+        return ""
+    scale, unit, digits = UNITS[kind]
+    text = f"{scale * value:.{digits}f}{unit}"
+    if interval and kind == "percent":
+        text += f" [{scale * interval[0]:.{digits}f}, {scale * interval[1]:.{digits}f}]"
+    return text
+
+
+def device_line(results: dict) -> str:
+    """Where a run was measured: the device, its name, the LM's dtype and torch's threads."""
+    env = results["environment"]
+    threads = f"{env['threads']} thread{'s' if env['threads'] != 1 else ''}"
+    return f"{env['device']} ({env['device_name']}), {env['dtype']}, {threads}"
+
+
+def _rtfx(results: dict) -> str:
+    rtfx = results["speed"].get("rtfx")
+    return f"{rtfx:.1f}" if rtfx else "not measured (nothing computed)"
+
+
+def headline(runs: list[dict]) -> Block:
+    """One row per run: what ran, how many utterances, the error rates with intervals, speed,
+    and the latency and timestamp figures of the runs that have them."""
+    columns = [c for c in HEADLINE if any(c[1] in r["results"]["metrics"] for r in runs)]
+    header = ["run", "delay", "utterances", *[c[0] for c in columns], "RTFx", "device", "failed"]
+    rows = []
+    for run in runs:
+        r = run["results"]
+        m = r["metrics"]
+        rows.append(
+            [
+                _title(run),
+                f"{r['model']['delay_s']:g} s",
+                str(m.get("utterances", "")),
+                *[_shown(m, key, kind) for _, key, kind in columns],
+                _rtfx(r),
+                device_line(r),
+                str((r.get("failures") or {}).get("count", 0)),
+            ]
+        )
+    return Block("table", header=header, rows=rows)
+
+
+def document(runs: list[dict], sections: list[Section], worst: int) -> list[Block]:
+    blocks = [Block("h1", "dsmlab evaluation report")]
+    if runs:
+        blocks += [
+            Block("h2", "Results"),
+            Block(
+                "p",
+                "Corpus WER and CER on normalized text, with 95% bootstrap intervals over "
+                "utterances; RTFx = audio seconds per compute second, on the device named. "
+                f"Every figure is defined in dsmlab's {METRICS_DOC}.",
+            ),
+            headline(runs),
+        ]
+    for section in sections:
+        blocks.append(Block("h2", section.title))
+        if not section.whole_table_last:
+            blocks.append(Block("table", header=section.header, rows=section.body))
+        if section.command:
+            blocks.append(Block("pre", section.command))
+        if section.plots:
+            blocks.append(Block("img", images=section.plots))
+    plotted = [run for run in runs if run["plots"]]
+    if plotted:
+        blocks.append(Block("h2", "Figures"))
+        for run in plotted:
+            blocks += [Block("h3", _title(run)), Block("img", images=run["plots"])]
+    for run in runs:
+        blocks += _details(run, worst)
+    blocks.append(Block("h2", "Every recorded figure"))
+    for section in sections:
+        if section.whole_table_last:
+            blocks.append(Block("h3", section.title))
+            blocks.append(Block("table", header=section.header, rows=section.body))
+    for run in runs:
+        r = run["results"]
+        rows = [[k, _raw(v)] for k, v in r["metrics"].items()]
+        blocks += [Block("h3", _title(run)), Block("table", header=["key", "value"], rows=rows)]
+        env = r["environment"]
+        packages = ", ".join(f"{k} {v}" for k, v in env["packages"].items())
+        blocks.append(
+            Block(
+                "p",
+                f"Environment: {env['device']} ({env['device_name']}), {env['dtype']}, "
+                f"{env['threads']} threads, Python {env.get('python')}, git "
+                f"{env['git_commit']}, {packages}; {env.get('platform')}.",
+            )
+        )
+    return blocks
+
+
+def _details(run: dict, worst: int) -> list[Block]:
+    """How one run was scored, how to reproduce it, its failures and its worst utterances."""
     r = run["results"]
     rows = [
-        ("model", r["model"]["model"]),
-        ("delay (s)", r["model"]["delay_s"]),
-        ("dataset", f"{r['data']['dataset']} / {r['data']['config']} / {r['data']['split']}"),
+        ["model", f"{r['model']['model']} (delay {r['model']['delay_s']:g} s)"],
+        ["dataset", f"{r['data']['dataset']} / {r['data']['config']} / {r['data']['split']}"],
     ]
     definitions = r.get("definitions") or {}
     if definitions:
         protocol = definitions["protocol"]
         rows += [
-            ("protocol", f"{protocol['name']}: {protocol['batching']}; {protocol['trailing']}"),
-            ("normalizer", f"{definitions['normalizer']} ({definitions['alignment']})"),
+            ["protocol", f"{protocol['name']}: {protocol['batching']}; {protocol['trailing']}"],
+            ["normalizer", f"{definitions['normalizer']} ({definitions['alignment']})"],
         ]
-    rows += [(k, v) for k, v in r["metrics"].items()]
+    rows += [["speed", f"RTFx {_rtfx(r)}; {r['speed'].get('definition')}"]]
+    rows += [["device", device_line(r)]]
     failures = r.get("failures") or {"count": 0, "first": []}
-    rows += [("failed rows", failures["count"])]
-    rows += [(f"failed: {f['id']}", f["error"]) for f in failures["first"]]
-    rows += [("RTFx", r["speed"]["rtfx"]), ("speed", r["speed"].get("definition"))]
-    rows += [("device", r["environment"]["device_name"])]
-    return [(k, f"{v:.4f}" if isinstance(v, float) else str(v)) for k, v in rows]
+    rows += [[f"failed: {f['id']}", f["error"]] for f in failures["first"]]
+    blocks = [
+        Block("h2", f"Details: {_title(run)}"),
+        Block("table", header=["", ""], rows=rows),
+        Block("p", "Reproduce (from the run's working directory):"),
+        Block("pre", r["command_line"]),
+    ]
+    ok = sorted((u for u in run["records"] if u["status"] == "ok"), key=lambda u: -u["wer"])
+    if worst and ok:
+        shown = [[str(u["id"]), f"{u['wer']:.2f}", u["reference"], u["hypothesis"]] for u in ok]
+        blocks += [
+            Block("h3", "Worst utterances"),
+            Block("table", header=["id", "WER", "reference", "hypothesis"], rows=shown[:worst]),
+        ]
+    return blocks
 
 
-def _worst(run: dict, n: int) -> list[dict]:
-    ok = [r for r in run["records"] if r["status"] == "ok"]
-    return sorted(ok, key=lambda r: -r["wer"])[:n]
+def _raw(value) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
-def markdown(runs: list[dict], sections: list[Section], worst: int) -> str:
+# --- rendering ---
+
+
+def markdown(blocks: list[Block]) -> str:
     def cell(text) -> str:
-        return html.escape(str(text)).replace("|", "\\|").replace("\n", " ")
+        return html.escape(str(text), quote=False).replace("|", "\\|").replace("\n", " ")
 
-    lines = ["# dsmlab evaluation report", ""]
-    for section in sections:
-        lines += [
-            f"## {cell(section.title)}",
-            "",
-            "| " + " | ".join(map(cell, section.header)) + " |",
-            "|" + " --- |" * len(section.header),
-        ]
-        lines += ["| " + " | ".join(map(cell, row)) + " |" for row in section.body]
-        if section.command:
-            lines += ["", "```bash", section.command, "```"]
-        lines += [""] + [f"![{p.name}]({p.resolve()})" for p in section.plots] + [""]
-    for run in runs:
-        r = run["results"]
-        lines += [
-            f"## {cell(r['model']['model'])} on {cell(r['data']['dataset'])}",
-            "",
-            "| metric | value |",
-            "| --- | --- |",
-        ]
-        lines += [f"| {cell(k)} | {cell(v)} |" for k, v in _rows(run)]
-        lines += ["", "Reproduce:", "", "```bash", r["command_line"], "```", ""]
-        lines += [f"![{p.name}]({p.resolve()})" for p in run["plots"]] + [""]
-        lines += [
-            "Worst utterances:",
-            "",
-            "| id | WER | reference | hypothesis |",
-            "| --- | --- | --- | --- |",
-        ]
-        lines += [
-            f"| {cell(u['id'])} | {u['wer']:.2f} | {cell(u['reference'])} | "
-            f"{cell(u['hypothesis'])} |"
-            for u in _worst(run, worst)
-        ]
-        env = r["environment"]
-        lines += [
-            "",
-            f"Environment: {cell(env['device'])} ({cell(env['device_name'])}), "
-            f"git {cell(env['git_commit'])}, "
-            + ", ".join(f"{k} {v}" for k, v in env["packages"].items()),
-            "",
-        ]
+    lines: list[str] = []
+    for b in blocks:
+        if b.kind in ("h1", "h2", "h3"):
+            lines += ["#" * int(b.kind[1]) + " " + cell(b.text), ""]
+        elif b.kind == "p":
+            lines += [cell(b.text), ""]
+        elif b.kind == "pre":
+            lines += ["```bash", b.text, "```", ""]
+        elif b.kind == "img":
+            lines += [f"![{p.name}]({p.resolve()})" for p in b.images] + [""]
+        elif b.kind == "table":
+            lines += ["| " + " | ".join(map(cell, b.header)) + " |"]
+            lines += ["|" + " --- |" * len(b.header)]
+            lines += ["| " + " | ".join(map(cell, row)) + " |" for row in b.rows] + [""]
     return "\n".join(lines)
 
 
-def html_page(runs: list[dict], sections: list[Section], worst: int) -> str:
+STYLE = """
+body{font-family:system-ui,sans-serif;max-width:1100px;margin:auto;padding:0 12px;
+line-height:1.4;color:#222}
+h1{font-size:1.6em}h2{font-size:1.3em;margin-top:1.6em;border-bottom:1px solid #ddd}
+.scroll{overflow-x:auto;margin:0.5em 0}
+table{border-collapse:collapse;font-size:0.9em}
+td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top}
+th{background:#f3f3f3}
+tbody tr:nth-child(even){background:#fafafa}
+pre{background:#f6f6f6;padding:8px;overflow-x:auto;white-space:pre-wrap;word-break:break-all}
+figure{margin:0.5em 0}img{max-width:100%;height:auto}
+figcaption{font-size:0.8em;color:#666}
+"""
+
+
+def html_page(blocks: list[Block]) -> str:
     e = html.escape
     parts = [
-        "<!doctype html><html><head><meta charset='utf-8'><title>dsmlab report</title>",
-        "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}"
-        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px}"
-        "img{max-width:100%}</style></head><body><h1>dsmlab evaluation report</h1>",
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>",
+        f"<title>dsmlab report</title><style>{STYLE}</style></head><body>",
     ]
-    for section in sections:
-        parts.append(
-            f"<h2>{e(section.title)}</h2><table><tr>"
-            + "".join(f"<th>{e(h)}</th>" for h in section.header)
-            + "</tr>"
-            + "".join(
-                "<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in section.body
+    for b in blocks:
+        if b.kind in ("h1", "h2", "h3"):
+            parts.append(f"<{b.kind}>{e(b.text)}</{b.kind}>")
+        elif b.kind == "p":
+            parts.append(f"<p>{e(b.text)}</p>")
+        elif b.kind == "pre":
+            parts.append(f"<pre>{e(b.text)}</pre>")
+        elif b.kind == "img":
+            parts += [_img(p) for p in b.images]
+        elif b.kind == "table":
+            head = "".join(f"<th>{e(h)}</th>" for h in b.header)
+            body = "".join(
+                "<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in b.rows
             )
-            + "</table>"
-        )
-        if section.command:
-            parts.append(f"<pre>{e(section.command)}</pre>")
-        parts += [_img(p) for p in section.plots]
-    for run in runs:
-        r = run["results"]
-        parts.append(f"<h2>{e(str(r['model']['model']))} on {e(str(r['data']['dataset']))}</h2>")
-        parts.append(
-            "<table>"
-            + "".join(f"<tr><td>{e(k)}</td><td>{e(v)}</td></tr>" for k, v in _rows(run))
-            + "</table>"
-        )
-        parts.append(f"<p>Reproduce:</p><pre>{e(r['command_line'])}</pre>")
-        parts += [_img(p) for p in run["plots"]]
-        parts.append(
-            "<h3>Worst utterances</h3><table><tr><th>id</th><th>WER</th>"
-            "<th>reference</th><th>hypothesis</th></tr>"
-        )
-        parts += [
-            f"<tr><td>{e(str(u['id']))}</td><td>{u['wer']:.2f}</td>"
-            f"<td>{e(u['reference'])}</td><td>{e(u['hypothesis'])}</td></tr>"
-            for u in _worst(run, worst)
-        ]
-        env = r["environment"]
-        parts.append(f"</table><p>Environment: {e(json.dumps(env))}</p>")
+            parts.append(
+                f"<div class='scroll'><table><thead><tr>{head}</tr></thead>"
+                f"<tbody>{body}</tbody></table></div>"
+            )
     parts.append("</body></html>")
     return "\n".join(parts)
 
 
 def _img(path: Path) -> str:
     data = base64.b64encode(path.read_bytes()).decode()
-    return f"<img alt='{html.escape(path.name)}' src='data:image/png;base64,{data}'>"
+    name = html.escape(path.name)
+    return (
+        f"<figure><img alt='{name}' src='data:image/png;base64,{data}'>"
+        f"<figcaption>{name}</figcaption></figure>"
+    )
 
 
 if __name__ == "__main__":

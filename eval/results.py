@@ -39,7 +39,7 @@ def write_results(result, script: str, summary: dict, extra: dict | None = None)
         "model": result.model.describe(),
         "data": result.data.describe(),
         "definitions": {
-            "protocol": protocol.describe(args.batch_size),
+            "protocol": protocol.describe(args.batch_size, str(result.model.device)),
             "normalizer": args.normalizer,
             "language": args.language,
             "alignment": protocols.ALIGNMENT[args.normalizer],
@@ -56,7 +56,7 @@ def write_results(result, script: str, summary: dict, extra: dict | None = None)
             "compute_s_this_run": compute,
             "rtfx": audio / compute if compute > 0 and audio else None,
             "processes": len(speeds),
-            "definition": protocol.describe(args.batch_size)["speed"],
+            "definition": protocol.describe(args.batch_size, str(result.model.device))["speed"],
         },
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     } | (extra or {})

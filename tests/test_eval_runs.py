@@ -214,3 +214,24 @@ def test_two_process_torchrun_equals_one_process(tiny_novad_dir, tmp_path):
     assert sorted(one) == sorted(two) and len(two) == 5
     assert not list((tmp_path / "two").glob("utterances.rank*.jsonl"))
     assert json.loads((tmp_path / "two" / "results.json").read_text())["speed"]["processes"] == 2
+
+
+def test_report_reads_like_a_results_section(tiny_novad_dir, tmp_path):
+    data = save_to_disk(tmp_path / "ds", n=3)
+    run_dir = tmp_path / "run"
+    assert wer.main(["--model", str(tiny_novad_dir), "--dataset", data, "--out", str(run_dir)]) == 0
+    assert report.main([str(run_dir), "--out", str(tmp_path / "rep")]) == 0
+    md = (tmp_path / "rep" / "report.md").read_text()
+    summary = json.loads((run_dir / "results.json").read_text())
+    wer_value, (low, high) = summary["metrics"]["corpus_wer"], summary["metrics"]["corpus_wer_ci95"]
+    headline = md.index("## Results")
+    # the headline table first, with the WER and its interval as percentages and the device
+    assert headline < md.index("## Figures") < md.index("## Details") < md.index("## Every")
+    first_row = md[headline:].split("\n| ")[3]  # after the header and its rule
+    assert f"{100 * wer_value:.1f}% [{100 * low:.1f}, {100 * high:.1f}]" in first_row
+    assert "cpu (" in first_row and "thread" in first_row
+    # the speed's definition says where it was measured, and no warm-up ran on the CPU
+    assert summary["speed"]["definition"].endswith("on cpu, no warm-up")
+    assert md.index("| corpus_wer |") > md.index("## Every recorded figure")  # raw dump last
+    page = (tmp_path / "rep" / "report.html").read_text()
+    assert "name='viewport'" in page and "class='scroll'" in page  # narrow windows scroll tables
