@@ -8,7 +8,7 @@ The names below are the public API; `eval/` uses nothing else.
 
 from . import cli, intervals
 from .architectures import ARCHITECTURES, build_random, save_random
-from .audio import FRAME_RATE, FRAME_SIZE, SAMPLE_RATE, AudioInput, load_audio
+from .audio import FRAME_RATE, FRAME_SIZE, SAMPLE_RATE, AudioInput, load_audio, read_chunks
 from .bundled import bundled_models, default_model, test_split
 from .checkpoint import file_fingerprint, model_identity
 from .cli import run_cli
@@ -67,6 +67,7 @@ __all__ = [
     "iter_transcripts",
     "load",
     "load_audio",
+    "read_chunks",
     "model_family",
     "model_identity",
     "pad_for_model",

@@ -9,7 +9,9 @@ shorter than its header announces (a cut download) is an error, not half a trans
 from __future__ import annotations
 
 import io
+import math
 import struct
+from collections.abc import Iterator
 from pathlib import Path
 
 import julius
@@ -27,6 +29,7 @@ MAX_CHANNELS = 8  # a 2-D array with more rows than this is taken as [samples, c
 FORMATS = "wav, flac, mp3, ogg (Vorbis or Opus)"  # tested in tests/test_audio.py
 
 AudioInput = str | Path | bytes | np.ndarray | torch.Tensor
+RESAMPLE_CONTEXT = 4096  # input samples read around a chunk: far more than julius's filter
 
 
 def load_audio(
@@ -52,6 +55,58 @@ def load_audio(
             raise UsageError(f"{name}: an array needs its sample rate; pass sample_rate=...")
         data = _as_numpy(source, name)
     return _to_model_rate(data, int(sample_rate), name)
+
+
+def read_chunks(
+    source: str | Path | bytes, chunk_s: float = 30.0, name: str | None = None
+) -> Iterator[torch.Tensor]:
+    """An audio file (or its bytes) as consecutive 1-D float32 chunks at 24 kHz, mono, read
+    and resampled one chunk at a time, so an hours-long recording never sits whole in memory at
+    24 kHz. Joined, the chunks are `load_audio(source)` (to float rounding): each chunk is
+    resampled with RESAMPLE_CONTEXT samples of the audio around it. A format libsndfile cannot
+    read in blocks is decoded whole (sphn) and then cut."""
+    if isinstance(source, (str, Path)):
+        name = name or str(source)
+        if not Path(source).is_file():
+            raise UsageError(f"{source}: no such audio file")
+    name = name or "audio bytes"
+    try:
+        sound = soundfile.SoundFile(io.BytesIO(source) if isinstance(source, bytes) else source)
+    except (soundfile.LibsndfileError, RuntimeError, TypeError):
+        whole = load_audio(source, name=name)
+        step = max(1, round(chunk_s * SAMPLE_RATE))
+        yield from (whole[i : i + step] for i in range(0, len(whole), step))
+        return
+    with sound:
+        rate = sound.samplerate
+        gcd = math.gcd(rate, SAMPLE_RATE)
+        old, new = rate // gcd, SAMPLE_RATE // gcd
+        block = max(1, round(chunk_s * rate) // old) * old  # whole resampling periods
+        context = (RESAMPLE_CONTEXT // old + 1) * old
+
+        def read(frames: int) -> np.ndarray:
+            try:
+                data = sound.read(frames, dtype="float32", always_2d=True).T
+            except (soundfile.LibsndfileError, RuntimeError) as e:
+                raise DSMLabError(f"{name}: cannot decode audio ({_reason(e)})") from None
+            return data.mean(axis=0) if len(data) > 1 else data[0]
+
+        left, current, done = np.zeros(0, np.float32), read(block), 0
+        if not len(current):
+            raise DSMLabError(f"{name}: the audio is empty")
+        while len(current):
+            ahead = read(block)
+            last = not len(ahead)
+            extended = np.concatenate([left, current, ahead[:context]])
+            out = _to_model_rate(extended, rate, name)
+            first = len(left) * new // old
+            total = (done + len(current)) * new // old  # output samples up to this chunk's end
+            yield out[first : first + total - done * new // old]
+            done += len(current)
+            left = np.concatenate([left, current])[-context:]
+            current = ahead
+            if last:
+                return
 
 
 def _decode(source: Path | bytes, name: str) -> tuple[np.ndarray, int]:

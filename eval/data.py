@@ -40,7 +40,8 @@ ALIASES: dict[str, tuple[str, str | None, str]] = {
     "tedlium-long": ("distil-whisper/tedlium-long-form", None, "test"),
     "meanwhile": ("distil-whisper/meanwhile", None, "test"),
 }
-
+# Whole recordings (talks, calls) with their transcripts: eval.longform streams each row whole.
+LONG_FORM = ("rev16", "earnings21-long", "earnings22-long", "tedlium-long", "meanwhile")
 
 # The bundled synthetic test split (dsmlab.train.corpus): offline, with word times.
 BUNDLED_DATA = {"synth": dsmlab.test_split}
@@ -59,6 +60,7 @@ class Utterance:
     speaker: str | None = None
     error: str | None = None
     path: str | None = None  # the audio file, when the row names one
+    source: object = None  # the undecoded audio cell, from `EvalData.undecoded`
 
 
 @dataclass
@@ -91,7 +93,13 @@ class EvalData:
         for row in self.dataset:
             yield self._utterance(row)
 
-    def _utterance(self, row: dict) -> Utterance:
+    def undecoded(self) -> Iterator[Utterance]:
+        """The rows with their audio cell kept undecoded (`source`): a long recording is then
+        read in chunks (`dsmlab.read_chunks`) instead of decoded whole."""
+        for row in self.dataset:
+            yield self._utterance(row, decode=False)
+
+    def _utterance(self, row: dict, decode: bool = True) -> Utterance:
         index = int(row["__index"])
         utt = Utterance(index=index, id=str(index), text="", audio=None)
         try:
@@ -105,6 +113,9 @@ class EvalData:
             return utt
         if isinstance(row.get("audio"), dict) and isinstance(row["audio"].get("path"), str):
             utt.path = row["audio"]["path"]
+        if not decode:
+            utt.source = row.get("audio")
+            return utt
         try:
             utt.audio = decode_audio(row["audio"], f"row {utt.id}").numpy()
         except DSMLabError as e:
@@ -170,21 +181,27 @@ def load_eval_data(
 
 def decode_audio(value, label: str = "audio") -> torch.Tensor:
     """{bytes, path} (or {array, sampling_rate}) -> 24 kHz mono; DSMLabError when unreadable."""
+    if isinstance(value, dict) and value.get("array") is not None:
+        return load_audio(np.asarray(value["array"]), value.get("sampling_rate"), name=label)
+    source = audio_source(value, label)
+    try:
+        return load_audio(source, name=label if isinstance(source, bytes) else None)
+    except UsageError as e:  # a missing file named by a row fails the row, not the run
+        raise DSMLabError(str(e)) from None
+
+
+def audio_source(value, label: str = "audio") -> bytes | str:
+    """The bytes or the path an audio cell ({bytes, path}, or a path) holds."""
     if isinstance(value, str):
         value = {"path": value, "bytes": None}
     if not isinstance(value, dict):
         raise DSMLabError(
             f"{label}: audio cell of type {type(value).__name__}, expected bytes or a path"
         )
-    if value.get("array") is not None:
-        return load_audio(np.asarray(value["array"]), value.get("sampling_rate"), name=label)
     if value.get("bytes"):
-        return load_audio(value["bytes"], name=label)
+        return value["bytes"]
     if value.get("path"):
-        try:
-            return load_audio(value["path"])
-        except UsageError as e:  # a missing file named by a row fails the row, not the run
-            raise DSMLabError(str(e)) from None
+        return value["path"]
     raise DSMLabError(f"{label}: empty audio cell, neither bytes nor a path")
 
 

@@ -97,7 +97,17 @@ def wer_intervals(scored: Sequence[dict]) -> dict:
 def timestamp_metrics(
     records: Sequence[dict], normalize: Callable[[str], str], collar_s: float = 0.2
 ) -> dict:
-    """Start/end error of matched words, share within tolerances, and tcpWER (meeteval)."""
+    """`word_time_errors`, and tcpWER (meeteval)."""
+    timed = [r for r in records if r["status"] == "ok" and r.get("ref_words")]
+    summary = word_time_errors(records)
+    if timed:
+        summary["tcpwer"] = tcpwer(timed, normalize, collar_s)
+        summary["tcpwer_collar_s"] = collar_s
+    return summary
+
+
+def word_time_errors(records: Sequence[dict]) -> dict:
+    """Start/end error of matched words and the share within tolerances."""
     timed = [r for r in records if r["status"] == "ok" and r.get("ref_words")]
     matches = [m for r in timed for m in r["matches"]]
     summary: dict = {
@@ -117,9 +127,6 @@ def timestamp_metrics(
             summary[f"{edge}_abs_median_s_ci95"] = [round(found[1], 4), round(found[2], 4)]
             for tol in TOLERANCES_S:
                 summary[f"{edge}_within_{round(tol * 1000)}ms"] = float((errors <= tol).mean())
-    if timed:
-        summary["tcpwer"] = tcpwer(timed, normalize, collar_s)
-        summary["tcpwer_collar_s"] = collar_s
     return summary
 
 

@@ -213,6 +213,51 @@ def rtfx_by_batch(rows: Sequence[dict], path: Path) -> Path:
     return _save(fig, path)
 
 
+def wer_by_position(rows: Sequence[dict], path: Path) -> Path:
+    """`eval.longform`: WER per window of the stream, one line per model, and the same
+    sentences transcribed alone (dashed, same colour)."""
+    fig = _figure(figsize=(8, 4))
+    ax = fig.subplots()
+    for row, color in zip(rows, itertools.cycle(_COLORS), strict=False):
+        windows = [w for w in row["windows"] if w["wer"] is not None]
+        minutes = [w["start_s"] / 60 for w in windows]
+        label = f"{row['model']} ({row['delay_s']:g} s)"
+        ax.plot(minutes, [100 * w["wer"] for w in windows], "o-", color=color, label=label)
+        if windows and "alone_wer" in windows[0]:
+            alone = [100 * w["alone_wer"] for w in windows]
+            ax.plot(minutes, alone, "--", color=color, alpha=0.6, label=f"{row['model']} alone")
+        if row.get("collapses_s") and row["collapses_s"][0] is not None:
+            ax.axvline(row["collapses_s"][0] / 60, color=color, linestyle=":")
+    ax.set_xlabel("position in the stream (minutes, window start)")
+    ax.set_ylabel("WER (%)")
+    ax.set_ylim(bottom=0)
+    ax.set_title("WER along the stream (dotted line: collapse)")
+    ax.legend(fontsize="small")
+    return _save(fig, path)
+
+
+def speed_memory(rows: Sequence[dict], path: Path) -> Path:
+    """`eval.longform`: RTFx and resident memory of each window as the stream grows."""
+    fig = _figure(figsize=(10, 3.6))
+    speed, memory = fig.subplots(1, 2)
+    for row, color in zip(rows, itertools.cycle(_COLORS), strict=False):
+        windows = row["resources"]
+        minutes = [(w["start_s"] + w["audio_s"]) / 60 for w in windows]
+        speed.plot(minutes, [w["rtfx"] for w in windows], color=color, label=row["model"])
+        memory.plot(minutes, [w["rss_mb"] for w in windows], color=color, label=row["model"])
+    speed.set_ylabel("RTFx (audio s / compute s)")
+    memory.set_ylabel("resident memory (MB)")
+    for ax in (speed, memory):
+        ax.set_xlabel("audio fed (minutes)")
+        ax.set_ylim(bottom=0)
+        ax.legend(fontsize="small")
+    fig.suptitle("Speed and memory as the stream grows")
+    return _save(fig, path)
+
+
+_COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
+
+
 def _figure(**options):
     """A matplotlib Figure, not pyplot's: the caller's backend (a notebook's) stays. Imported
     here, not at the top: matplotlib costs about a second of every eval script's start-up, and

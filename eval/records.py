@@ -41,10 +41,11 @@ def is_record(value: object) -> bool:
     )
 
 
-def read_records(out: Path, warn: bool = True) -> list[dict]:
-    """Every readable record in `out` (main file and rank parts), the last per index, by index."""
+def read_records(out: Path, warn: bool = True, pattern: str = PATTERN) -> list[dict]:
+    """Every readable record in `out` (main file and rank parts, or the files `pattern`
+    names), the last per index, by index."""
     records: dict[int, dict] = {}
-    for path in sorted(out.glob(PATTERN)):
+    for path in sorted(out.glob(pattern)):
         skipped = []
         for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
             try:

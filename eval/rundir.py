@@ -132,3 +132,8 @@ def _order(key: str) -> tuple[int, str]:
 def _short(value: object) -> str:
     text = "absent" if value is None else str(value)
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+def model_dirname(spec: str) -> str:
+    """A model's subdirectory in a run of several models (its name, path separators kept out)."""
+    return spec.rstrip("/").replace("/", "__").lstrip("._") or "model"

@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         rundir.prepare(args.out)
         rows, runs = [], []
         for spec in args.model:
-            with runner.run(args, spec, args.out / _dirname(spec)) as result:
+            with runner.run(args, spec, args.out / rundir.model_dirname(spec)) as result:
                 if not result.is_main:
                     continue
                 summary, extra = latency_summary(result, args.flush_samples, args.batch_size)
@@ -113,10 +113,6 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     return runner.main_guard(body, args)
-
-
-def _dirname(spec: str) -> str:
-    return spec.rstrip("/").replace("/", "__").lstrip("._") or "model"
 
 
 if __name__ == "__main__":

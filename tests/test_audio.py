@@ -6,6 +6,7 @@ import soundfile
 import sphn
 import torch
 
+import dsmlab
 from dsmlab import DSMLabError, load_audio
 
 
@@ -121,3 +122,28 @@ def test_a_streamed_wav_without_sizes_is_read_whole():
     assert data[36:40] == b"data"
     data[40:44] = b"\xff\xff\xff\xff"  # the data chunk's size
     assert len(load_audio(bytes(data))) == 24000
+
+
+@pytest.mark.parametrize(
+    ("rate", "subtype"), [(16000, "PCM_16"), (24000, "FLOAT"), (44100, "PCM_16")]
+)
+def test_read_chunks_joins_to_the_whole_file_at_24_khz(tmp_path, rate, subtype):
+    rng = np.random.default_rng(rate)
+    audio = (0.2 * rng.standard_normal((round(rate * 7.3), 2))).astype(np.float32)
+    path = tmp_path / "long.wav"
+    soundfile.write(path, audio, rate, subtype=subtype)
+    chunks = list(dsmlab.read_chunks(path, chunk_s=2.0))
+    whole = dsmlab.load_audio(path)
+    assert len(chunks) == 4 and all(abs(len(c) - 48000) <= 1 for c in chunks[:-1])
+    joined = torch.cat(chunks)
+    assert len(joined) == len(whole)
+    assert torch.allclose(joined, whole, atol=1e-6)
+    assert torch.equal(torch.cat(list(dsmlab.read_chunks(path.read_bytes(), 2.0))), joined)
+
+
+def test_read_chunks_of_a_missing_or_empty_file_is_one_clear_error(tmp_path):
+    with pytest.raises(dsmlab.UsageError, match="no such audio file"):
+        next(dsmlab.read_chunks(tmp_path / "nope.wav"))
+    soundfile.write(tmp_path / "empty.wav", np.zeros((0, 1), np.float32), 16000)
+    with pytest.raises(dsmlab.DSMLabError, match="the audio is empty"):
+        next(dsmlab.read_chunks(tmp_path / "empty.wav"))
