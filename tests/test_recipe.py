@@ -20,6 +20,7 @@ TINY = {
     "festival": 2,
     "tokenizer_steps": 4,
     "lm_steps": 20,
+    "stream_frames": 60,
 }
 
 
@@ -124,6 +125,7 @@ def test_the_command_line_hands_every_option_to_the_recipe(tmp_path, monkeypatch
     monkeypatch.setattr(recipe, "run", lambda out, made: given.append(made) or {})
     options = ["--train", "5", "--tokenizer-steps", "3", "--tokenizer-crop", "0"]
     options += ["--phone-lag", "0", "--lm-steps", "7", "--seed", "2", "--workers", "1"]
+    options += ["--stream-frames", "40"]
     assert recipe.main([*options, "--jobs", "1", "--delays", "3", "--out", str(tmp_path)]) == 0
     assert given == [
         recipe.Recipe(
@@ -133,6 +135,7 @@ def test_the_command_line_hands_every_option_to_the_recipe(tmp_path, monkeypatch
             tokenizer_crop=0,
             phone_lag=0,
             lm_steps=7,
+            stream_frames=40,
             seed=2,
             workers=1,
             jobs=1,

@@ -22,6 +22,7 @@ from dsmlab.train.lm import (
     train,
 )
 from dsmlab.train.resumable import Checkpointed
+from dsmlab.train.stream_examples import TAIL_FRAMES, stream_example
 from dsmlab.train.vad_heads import add_vad_heads
 
 P, E = PADDING_ID, END_OF_PADDING_ID
@@ -147,3 +148,44 @@ def test_a_wider_deeper_lm_is_built_at_the_size_asked():
     model = get_moshi_lm(None, lm_kwargs=lm_kwargs(config), device="cpu", dtype=torch.float32)
     assert len(model.transformer.layers) == 6
     assert model.text_emb.weight.shape == (51, 256)  # moshi adds the initial token
+
+
+def _utterance(k: int, frames: int, words: int) -> Example:
+    """Codes that name their utterance (value k + 1) for `frames` frames, then a silent tail
+    (value 0) as codes.Example holds; a word every 4 frames from frame 2."""
+    codes = torch.full((2, frames + TAIL_FRAMES), k + 1)
+    codes[:, frames:] = 0
+    starts = [(2 + 4 * j) / 12.5 for j in range(words)]
+    return Example(codes, [[10 + k]] * words, starts, [s + 0.2 for s in starts], f"u{k}")
+
+
+def test_a_stream_example_joins_utterances_with_silences_and_shifts_their_words():
+    examples = [_utterance(k, 30 + 5 * k, 3) for k in range(4)]
+    made = [stream_example(examples, 200, torch.Generator().manual_seed(s)) for s in range(40)]
+    again = stream_example(examples, 200, torch.Generator().manual_seed(7))
+    assert torch.equal(made[7].codes, again.codes) and made[7].starts == again.starts
+    for e in made:
+        assert e.codes.shape == (2, 201)
+        values = e.codes[0].tolist()
+        assert 0 in values  # silence between the utterances
+        for ids, start in zip(e.word_ids, e.starts, strict=True):
+            frame = round(start * 12.5)  # words past the end are text_stream's to drop
+            assert start >= 0 and (frame > 200 or values[frame] == ids[0] - 9)  # its utterance
+    several = [e for e in made if len(set(e.codes[0].tolist()) - {0}) >= 2]
+    assert len(several) > len(made) / 2  # most hold several utterances
+    from_start = [e for e in made if e.codes[0, 0] == 0 or e.starts[:1] == [2 / 12.5]]
+    assert 0 < len(from_start) < len(made)  # some begin where a stream begins, most mid-way
+
+
+def test_stream_training_runs_and_resumes_with_its_settings(tmp_path):
+    corpus = generate(tmp_path / "corpus", {"train": 6, "validation": 2}, seed=0)
+    tokenizer = audio_tokenizer.build(corpus, tmp_path / "tok", steps=2, batch_size=2)
+    out = tmp_path / "m"
+    train(corpus, tokenizer, out, 2, steps=3, eval_every=3, save_every=1, stream_frames=40)
+    log = json.loads((out / "training_log.json").read_text())
+    assert log[-1]["step"] == 3 and "validation_wer" in log[-1]
+    (out / "training.pt").rename(tmp_path / "saved.pt")  # a finished training's state, kept
+    (tmp_path / "m2").mkdir()
+    (tmp_path / "saved.pt").rename(tmp_path / "m2" / "training.pt")
+    with pytest.raises(dsmlab.DSMLabError, match="'stream_frames': 40.*resume with its settings"):
+        train(corpus, tokenizer, tmp_path / "m2", 2, steps=3, stream_frames=0)

@@ -9,9 +9,12 @@ each example draws one, and the model is told which through moshi's conditioner
 
 The text stream is built from word timings as moshi-finetune's interleaver does: a word's
 tokens from frame round(start * FRAME_RATE) + N, token 0 on the frame before, padding (3)
-elsewhere. Seeded and resumable: every --save-every steps the training's state goes to
-<out>/training.pt, and the same command continues from there, taking the very batches an
-uninterrupted run takes. Logs loss and validation WER (training_log.json).
+elsewhere. Each example is a stream of several utterances, longer than the LM's context and
+often cut from its middle (`stream_examples`: models trained on single sentences stopped
+listening after one or two on a stream); `--stream-frames 0` trains on single utterances, as
+the bundles before did. Seeded and resumable: every --save-every steps the training's state
+goes to <out>/training.pt, and the same command continues from there, taking the very batches
+an uninterrupted run takes. Logs loss and validation WER (training_log.json).
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ from ..transcribe import iter_transcripts
 from .audio_tokenizer import load_tokenizer, row_pcm, split_rows
 from .codes import Example, encode_split, word_tokenizer
 from .resumable import Checkpointed
+from .stream_examples import FRAMES as STREAM_FRAMES
+from .stream_examples import stream_example
 
 PADDING_WEIGHT = 0.5  # loss weight of padding tokens, as moshi-finetune's default
 # Share of input word tokens replaced by random words. With the true previous words as
@@ -51,6 +56,9 @@ VALIDATION_UTTERANCES = 60
 # per delay. At 4000, WER was level past 0.32 s; 8000 lowered 0.64 and 1.28 s by 4.7 points
 # (paired, beyond noise) and 0.16 / 0.32 s within noise (README "The LM's steps, again").
 STEPS = 8000
+# Examples per step: single utterances (about 55 frames with their silent tail), or streams of
+# STREAM_FRAMES + 1 frames: about the same frames per step either way.
+UTTERANCE_BATCH, STREAM_BATCH = 32, 6
 
 SMALL_LM = ARCHITECTURES["tiny"] | {
     "card": 256,
@@ -159,7 +167,7 @@ def train(
     out: Path,
     delay_frames: int | list[int],
     steps: int = STEPS,
-    batch_size: int = 32,
+    batch_size: int | None = None,
     lr: float = 2e-3,
     seed: int = 0,
     device: str = "cpu",
@@ -167,9 +175,13 @@ def train(
     save_every: int = 100,
     dim: int = SMALL_LM["dim"],
     num_layers: int = SMALL_LM["num_layers"],
+    stream_frames: int = STREAM_FRAMES,
 ) -> Path:
-    """Train one model and write it to `out` (HF layout); see the module docstring."""
+    """Train one model and write it to `out` (HF layout); see the module docstring.
+    `stream_frames`: each example a stream of that many frames (`stream_examples`); 0: each
+    example one utterance and its silent tail. `batch_size`: STREAM_BATCH or UTTERANCE_BATCH."""
     delays = [delay_frames] if isinstance(delay_frames, int) else sorted(set(delay_frames))
+    batch_size = batch_size or (STREAM_BATCH if stream_frames else UTTERANCE_BATCH)
     torch.manual_seed(seed)
     tokenizer_bytes = word_tokenizer(seed)
     tokenizer = sentencepiece.SentencePieceProcessor(model_proto=tokenizer_bytes)
@@ -195,7 +207,8 @@ def train(
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min(1.0, (s + 1) / 100) * 0.5 * (1 + math.cos(math.pi * s / steps))
     )
-    state = Checkpointed(out / "training.pt", seed, {"delay_frames": delays})
+    settings = {"delay_frames": delays, "stream_frames": stream_frames, "batch_size": batch_size}
+    state = Checkpointed(out / "training.pt", seed, settings)
     modules = {"lm": lm, "optimizer": optimizer, "schedule": schedule}
     first, log = state.resume(modules)
     weights = torch.ones(tokenizer.get_piece_size(), device=device)
@@ -203,7 +216,11 @@ def train(
     with no_compile(), tqdm(total=steps, initial=first, desc=out.name, unit="step") as bar:
         for step in range(first + 1, steps + 1):
             order = torch.Generator().manual_seed(seed * 1_000_003 + step)
-            picks = torch.randint(len(train_set), (batch_size,), generator=order).tolist()
+            if stream_frames:
+                batch = [stream_example(train_set, stream_frames, order) for _ in range(batch_size)]
+            else:
+                picks = torch.randint(len(train_set), (batch_size,), generator=order).tolist()
+                batch = [train_set[i] for i in picks]
             drawn = [delays[0]] * batch_size
             conditions = None
             if len(delays) > 1:  # a fixed-delay run draws nothing more: same batches as before
@@ -211,7 +228,7 @@ def train(
                     delays[k] for k in torch.randint(len(delays), (batch_size,), generator=order)
                 ]
                 conditions = condition_tensors(lm, [d / FRAME_RATE for d in drawn])
-            codes = batch_codes([train_set[i] for i in picks], drawn)
+            codes = batch_codes(batch, drawn)
             noisy = corrupt_inputs(codes, tokenizer.get_piece_size(), mimi.cardinality, order)
             codes, noisy = codes.to(device), noisy.to(device)
             _, logits = teacher_forced(lm, noisy, conditions)
@@ -274,7 +291,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--steps", type=positive_int, default=STEPS)
-    parser.add_argument("--batch-size", type=positive_int, default=32)
+    parser.add_argument(
+        "--batch-size",
+        type=positive_int,
+        help=f"examples per step (default: {STREAM_BATCH} streams, {UTTERANCE_BATCH} utterances)",
+    )
+    parser.add_argument(
+        "--stream-frames",
+        type=non_negative_int,
+        default=STREAM_FRAMES,
+        help="frames of each training stream (0: one utterance per example)",
+    )
     parser.add_argument("--lr", type=positive_float, default=2e-3)
     parser.add_argument("--seed", type=non_negative_int, default=0)
     parser.add_argument("--eval-every", type=positive_int, default=500)
@@ -293,6 +320,7 @@ def main(argv: list[str] | None = None) -> int:
         "save_every",
         "dim",
         "num_layers",
+        "stream_frames",
     )
 
     def body() -> int:

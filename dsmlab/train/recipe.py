@@ -46,7 +46,8 @@ SCORED_SPLITS = ("test", "unseen-flite", "festival", "validation")
 TRAINING_FILES = ("training.pt",)  # left out of a bundled model
 NOT_IN_RESULTS = ("workers", "jobs")  # settings that change how fast, not what comes out
 # Recipe fields given as one number on the command line (the held-out split sizes are not).
-CLI_SETTINGS = ("train", "tokenizer_steps", "tokenizer_crop", "phone_lag", "lm_steps", "seed")
+CLI_SETTINGS = ("train", "tokenizer_steps", "tokenizer_crop", "phone_lag", "lm_steps")
+CLI_SETTINGS += ("stream_frames", "seed")
 CLI_SETTINGS += NOT_IN_RESULTS
 
 
@@ -62,6 +63,7 @@ class Recipe:
     tokenizer_crop: int = audio_tokenizer.CROP_FRAMES  # frames per training cut; 0: whole
     phone_lag: int = audio_tokenizer.PHONE_LAG  # frames the tokenizer's phone labels trail
     lm_steps: int = lm.STEPS
+    stream_frames: int = lm.STREAM_FRAMES  # frames of each training stream; 0: one utterance
     seed: int = 0
     workers: int = 2  # processes rendering the corpus
     jobs: int = 2  # LMs trained at once, each on its share of the cores
@@ -160,7 +162,13 @@ def _one_delay(out: Path, recipe: Recipe, delay: int, threads: int | None = None
         f"lm d{delay}",
         model_dir / CONFIG_NAME,
         lambda: lm.train(
-            corpus_dir, tokenizer_dir, model_dir, delay, steps=recipe.lm_steps, seed=recipe.seed
+            corpus_dir,
+            tokenizer_dir,
+            model_dir,
+            delay,
+            steps=recipe.lm_steps,
+            seed=recipe.seed,
+            stream_frames=recipe.stream_frames,
         ),
     )
     seconds |= _timed(
@@ -264,7 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("runs/recipe"))
     defaults = Recipe()
     for name in CLI_SETTINGS:
-        kind = non_negative_int if name in ("seed", "phone_lag", "tokenizer_crop") else positive_int
+        zero_allowed = ("seed", "phone_lag", "tokenizer_crop", "stream_frames")
+        kind = non_negative_int if name in zero_allowed else positive_int
         parser.add_argument(
             f"--{name.replace('_', '-')}", type=kind, default=getattr(defaults, name)
         )
