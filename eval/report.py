@@ -10,17 +10,16 @@ transcript cannot inject markup into the page.
 
 from __future__ import annotations
 
-import base64
-import html
 import json
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import dsmlab
 
 from . import rundir, runner
 from .records import read_records
+from .render import Block, html_page, markdown
 from .results import read_results
 from .turn_streams import best_per_detector
 
@@ -40,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         runs = [load_run(d) for d in _expand(args.runs)]
         sections = [s for d in args.runs if (d / "sweep.json").is_file() for s in load_sweep(d)]
         sections += [load_turns(d) for d in args.runs if (d / "turns.json").is_file()]
+        sections += [load_longform(d) for d in args.runs if (d / "longform.json").is_file()]
         blocks = document(runs, sections, args.worst)
         rundir.prepare(args.out)
         (args.out / "report.md").write_text(markdown(blocks))
@@ -69,18 +69,6 @@ class Section:
     command: str
     plots: list[Path]
     whole_table_last: bool = False  # the table repeats the headline: it goes to the end
-
-
-@dataclass
-class Block:
-    """One piece of the report, rendered alike in Markdown and HTML: a heading ("h1" to "h3"),
-    a paragraph ("p"), a table ("table": header and rows), code ("pre") or figures ("img")."""
-
-    kind: str
-    text: str = ""
-    header: list[str] = field(default_factory=list)
-    rows: list[list[str]] = field(default_factory=list)
-    images: list[Path] = field(default_factory=list)
 
 
 def load_sweep(sweep_dir: Path) -> list[Section]:
@@ -122,6 +110,40 @@ def load_turns(turns_dir: Path) -> Section:
         raise _corrupt(turns_dir / "turns.json") from None
 
 
+def load_longform(longform_dir: Path) -> Section:
+    """eval.longform: per model, the stream's WER against alone, the collapse, memory."""
+    found = _read(longform_dir / "longform.json")
+    try:
+        rows = []
+        for m in found["models"]:
+            diff = m.get("in_stream_minus_alone") or {}
+            memory = [w["rss_mb"] for w in m["resources"] if w.get("rss_mb")]
+            rows.append(
+                {
+                    "model": m["model"],
+                    "minutes": m["minutes"],
+                    "stream WER": _shown(m, "corpus_wer", "percent"),
+                    "alone": _shown(m, "alone_corpus_wer", "percent"),
+                    "in stream - alone (points)": _difference(diff),
+                    "collapse at (s)": ", ".join(str(c) for c in m["collapses_s"]),
+                    "memory first / last window (MB)": f"{memory[0]} / {memory[-1]}"
+                    if memory
+                    else "",
+                }
+            )
+        plots = sorted(longform_dir.glob("*.png"))
+        return Section("Long streams", *_table(rows), found["command_line"], plots)
+    except (KeyError, TypeError, IndexError):
+        raise _corrupt(longform_dir / "longform.json") from None
+
+
+def _difference(d: dict) -> str:
+    if not d:
+        return ""
+    low, high = d["ci95"]
+    return f"{100 * d['corpus_wer_difference']:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}]"
+
+
 def _read(path: Path) -> dict:
     try:
         return json.loads(path.read_text())
@@ -149,7 +171,8 @@ def _expand(dirs: list[Path]) -> list[Path]:
         children.sort(key=lambda c: read_results(c)["model"]["delay_s"])  # a sweep's order
         if (d / "sweep.json").is_file() and children:
             expanded += children
-        elif not (d / "turns.json").is_file():  # an end-of-turn run is a section, not a run
+        elif not any((d / f).is_file() for f in ("turns.json", "longform.json")):
+            # an end-of-turn or long-stream run is a section, not a run
             expanded.append(d)
     return expanded
 
@@ -309,83 +332,6 @@ def _details(run: dict, worst: int) -> list[Block]:
 
 def _raw(value) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
-
-
-# --- rendering ---
-
-
-def markdown(blocks: list[Block]) -> str:
-    def cell(text) -> str:
-        return html.escape(str(text), quote=False).replace("|", "\\|").replace("\n", " ")
-
-    lines: list[str] = []
-    for b in blocks:
-        if b.kind in ("h1", "h2", "h3"):
-            lines += ["#" * int(b.kind[1]) + " " + cell(b.text), ""]
-        elif b.kind == "p":
-            lines += [cell(b.text), ""]
-        elif b.kind == "pre":
-            lines += ["```bash", b.text, "```", ""]
-        elif b.kind == "img":
-            lines += [f"![{p.name}]({p.resolve()})" for p in b.images] + [""]
-        elif b.kind == "table":
-            lines += ["| " + " | ".join(map(cell, b.header)) + " |"]
-            lines += ["|" + " --- |" * len(b.header)]
-            lines += ["| " + " | ".join(map(cell, row)) + " |" for row in b.rows] + [""]
-    return "\n".join(lines)
-
-
-STYLE = """
-body{font-family:system-ui,sans-serif;max-width:1100px;margin:auto;padding:0 12px;
-line-height:1.4;color:#222}
-h1{font-size:1.6em}h2{font-size:1.3em;margin-top:1.6em;border-bottom:1px solid #ddd}
-.scroll{overflow-x:auto;margin:0.5em 0}
-table{border-collapse:collapse;font-size:0.9em}
-td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top}
-th{background:#f3f3f3}
-tbody tr:nth-child(even){background:#fafafa}
-pre{background:#f6f6f6;padding:8px;overflow-x:auto;white-space:pre-wrap;word-break:break-all}
-figure{margin:0.5em 0}img{max-width:100%;height:auto}
-figcaption{font-size:0.8em;color:#666}
-"""
-
-
-def html_page(blocks: list[Block]) -> str:
-    e = html.escape
-    parts = [
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
-        "<meta name='viewport' content='width=device-width, initial-scale=1'>",
-        f"<title>dsmlab report</title><style>{STYLE}</style></head><body>",
-    ]
-    for b in blocks:
-        if b.kind in ("h1", "h2", "h3"):
-            parts.append(f"<{b.kind}>{e(b.text)}</{b.kind}>")
-        elif b.kind == "p":
-            parts.append(f"<p>{e(b.text)}</p>")
-        elif b.kind == "pre":
-            parts.append(f"<pre>{e(b.text)}</pre>")
-        elif b.kind == "img":
-            parts += [_img(p) for p in b.images]
-        elif b.kind == "table":
-            head = "".join(f"<th>{e(h)}</th>" for h in b.header)
-            body = "".join(
-                "<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in b.rows
-            )
-            parts.append(
-                f"<div class='scroll'><table><thead><tr>{head}</tr></thead>"
-                f"<tbody>{body}</tbody></table></div>"
-            )
-    parts.append("</body></html>")
-    return "\n".join(parts)
-
-
-def _img(path: Path) -> str:
-    data = base64.b64encode(path.read_bytes()).decode()
-    name = html.escape(path.name)
-    return (
-        f"<figure><img alt='{name}' src='data:image/png;base64,{data}'>"
-        f"<figcaption>{name}</figcaption></figure>"
-    )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Long-form evaluation: stitched streams, their scoring, and eval.longform end to end."""
 
 import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -175,6 +176,9 @@ def test_eval_longform_stitches_runs_and_resumes(tiny_novad_dir, tmp_path, capsy
     assert longform.main(args) == 0  # resumed: nothing is run again
     assert (out / name / "streams.jsonl").read_text() == first
     assert "collapse at" in capsys.readouterr().out
+    documented = (Path(longform.__file__).parent / "METRICS.md").read_text()
+    keys = {k.removesuffix("_ci95") for k in [*metrics, *results["streams"][0]]}
+    assert not sorted(k for k in keys if f"`{k}`" not in documented)
 
 
 def test_eval_longform_reads_recordings_in_chunks(tiny_novad_dir, tmp_path, monkeypatch):
@@ -203,3 +207,16 @@ def test_eval_longform_reads_recordings_in_chunks(tiny_novad_dir, tmp_path, monk
 def test_longform_refuses_gaps_in_the_wrong_order(capsys):
     assert longform.main(["--gaps", "2", "1"]) == 2
     assert "--gaps: give the shortest silence first" in capsys.readouterr().err
+
+
+def test_the_report_shows_long_streams_beside_other_runs(tiny_novad_dir, tmp_path):
+    from eval import report
+
+    data = save_to_disk(tmp_path / "ds", n=3)
+    out = tmp_path / "lf"
+    args = ["--model", str(tiny_novad_dir), "--dataset", data, "--minutes", "0.1"]
+    assert longform.main([*args, "--window", "3", "--out", str(out)]) == 0
+    assert report.main([str(out), "--out", str(tmp_path / "rep")]) == 0
+    md = (tmp_path / "rep" / "report.md").read_text()
+    row = md[md.index("## Long streams") :].split("\n| ")[3]
+    assert row.startswith(tiny_novad_dir.name) and "wer_by_position.png" in md
