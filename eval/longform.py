@@ -101,7 +101,8 @@ def evaluate(args, spec: str, plan: list[streams.Stream], audio_of: dict) -> dic
                 done[k] = stream_record(k, stream, model, audio_of, normalize, merge, args)
                 writer.write(done[k])
     records = [done[k] for k in range(len(plan))]
-    summary = overall(records)
+    summaries = [summarize(r, normalize, args.window) for r in records]
+    summary = overall(records, summaries)
     command = _command(args)
     write_json(
         out / "results.json",
@@ -112,7 +113,7 @@ def evaluate(args, spec: str, plan: list[streams.Stream], audio_of: dict) -> dic
             "data": sources | {"recordings": not audio_of},
             "settings": settings,
             "metrics": summary,
-            "streams": [r["summary"] for r in records],
+            "streams": summaries,
             "environment": environment(model),
         },
     )
@@ -129,39 +130,49 @@ def stream_record(k, stream, model, audio_of, normalize, merge, args) -> dict:
     desc = f"{model.name} {stream.name}"
     run = streams.run_stream(model, audio, stream.duration_s or None, args.window, desc)
     stream.duration_s = stream.duration_s or run.audio_s
-    words = [w.to_dict() for w in run.words]
-    if not stream.sentences:  # a recording: aligned whole
-        units = stream_scoring.recording_units(stream.text, run.words, normalize)
-        summary = stream_scoring.stream_summary(units, run.audio_s, window_s=args.window)
-        sentences, alone = [], None
-    else:
+    sentences, alone = [], None
+    if stream.sentences:
         cut = stream_scoring.in_stream_transcripts(stream, run.words, model)
         sentences = stream_scoring.sentence_records(stream, cut, normalize, True, merge)
-        alone = None
         if not args.no_alone:
             alone = stream_scoring.sentence_records(
                 stream, _alone(model, stream, audio_of), normalize, False, merge
             )
-        summary = stream_scoring.stream_summary(sentences, run.audio_s, alone, args.window)
-        summary |= metrics.word_time_errors(sentences)
-    summary |= {"stream": stream.name, "duration_s": round(run.audio_s, 3)}
-    summary |= {"sentences": len(stream.sentences), "resources": run.windows}
     reference = stream.text or " ".join(s.text for s in stream.sentences)
     hypothesis = " ".join(w.word for w in run.words)
+    ref_norm, hyp_norm = normalize(reference), normalize(hypothesis)
+    errors = dsmlab.utterance_errors(ref_norm, hyp_norm, merge) if ref_norm else None
     return {
         "index": k,
         "status": "ok",
         "id": stream.name,
         "reference": reference,
         "hypothesis": hypothesis,
-        "ref_norm": normalize(reference),
-        "hyp_norm": normalize(hypothesis),
+        "ref_norm": ref_norm,
+        "hyp_norm": hyp_norm,
         "audio_s": round(run.audio_s, 3),
-        "wer": summary["corpus_wer"],
-        "words": words,
+        "wer": errors["word_errors"] / errors["reference_words"] if errors else None,
+        "words": [w.to_dict() for w in run.words],
         "sentences": sentences,
         "alone": alone,
-        "summary": summary,
+        "resources": run.windows,
+    }
+
+
+def summarize(record: dict, normalize, window_s: float) -> dict:
+    """One stream's figures, from its record (so a rerun recomputes them from what was kept)."""
+    if record["sentences"]:
+        sentences, alone = record["sentences"], record["alone"]
+        summary = stream_scoring.stream_summary(sentences, record["audio_s"], alone, window_s)
+        summary |= metrics.word_time_errors(sentences)
+    else:  # a recording: aligned whole
+        units = stream_scoring.recording_units(record["reference"], record["words"], normalize)
+        summary = stream_scoring.stream_summary(units, record["audio_s"], window_s=window_s)
+    return summary | {
+        "stream": record["id"],
+        "duration_s": record["audio_s"],
+        "sentences": len(record["sentences"]),
+        "resources": record["resources"],
     }
 
 
@@ -175,10 +186,9 @@ def _alone(model, stream: streams.Stream, audio_of: dict) -> list[dsmlab.Transcr
     return [by_row[s.index] for s in stream.sentences]
 
 
-def overall(records: list[dict]) -> dict:
+def overall(records: list[dict], summaries: list[dict]) -> dict:
     """Over every stream: the summaries' key figures, and the sentences pooled (indices made
     unique per stream) for one WER with interval and one paired difference against alone."""
-    summaries = [r["summary"] for r in records]
     found = {
         "streams": len(records),
         "minutes": round(sum(s["duration_s"] for s in summaries) / 60, 2),

@@ -11,9 +11,10 @@ normalized words); each reference word takes the time of the hypothesis word it 
 to (a deleted word, its neighbours'), and its errors count where they fall.
 
 Windows: WER per WINDOW_S of the stream, of the sentences that start in it. Collapse: the
-start of the earliest stretch after which every scored unit to the end has no correct word,
-when that stretch covers at least `min_tail_s` of the stream (a window); None when there is
-none.
+point after which the model writes nothing or only wrong words: the earliest window from
+which every window to the end has fewer than COLLAPSE_HIT_SHARE of its reference words right,
+refined to the first sentence (word) of that window from which it holds; None when there is
+none, or when that stretch lasts less than a window.
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ from . import metrics
 from .data import Utterance
 from .runner import utterance_record
 from .streams import WINDOW_S, Stream
+
+# A window where fewer than this share of the reference words come out right has collapsed: a
+# model writing garbage from a small vocabulary still hits a word now and then.
+COLLAPSE_HIT_SHARE = 0.1
 
 
 def split_by_sentence(stream: Stream, words: Sequence[dsmlab.Word]) -> list[list[dsmlab.Word]]:
@@ -100,12 +105,12 @@ def _hits(reference: str, hypothesis: str) -> int:
 
 
 def recording_units(
-    reference: str, words: Sequence[dsmlab.Word], normalize: Callable[[str], str]
+    reference: str, words: Sequence[dict], normalize: Callable[[str], str]
 ) -> list[dict]:
-    """A recording's errors placed in time: one unit per aligned word (start_s,
-    reference_words 0 or 1, word_errors 0 or 1, hits 0 or 1)."""
+    """A recording's errors placed in time (`words`: the hypothesis, {word, start, ...}): one
+    unit per aligned word (start_s, reference_words 0 or 1, word_errors 0 or 1, hits 0 or 1)."""
     ref = normalize(reference).split()
-    hyp = metrics.word_tokens([w.to_dict() for w in words], normalize)
+    hyp = metrics.word_tokens(words, normalize)
     if not ref:
         return []
     if not hyp:
@@ -177,17 +182,28 @@ def by_third(records: Sequence[dict], alone: Sequence[dict] | None = None) -> li
 
 
 def collapse_point(
-    units: Sequence[dict], duration_s: float, min_tail_s: float = WINDOW_S
+    units: Sequence[dict], duration_s: float, window_s: float = WINDOW_S
 ) -> float | None:
     """Where the model stops writing correct words for good (see the module docstring)."""
-    scored = [u for u in units if u["reference_words"]]
-    tail = len(scored)
-    while tail and scored[tail - 1]["hits"] == 0:
-        tail -= 1
-    if tail == len(scored):
+    windows: dict[int, list[dict]] = {}
+    for u in units:
+        if u["reference_words"]:
+            windows.setdefault(int(u["start_s"] // window_s), []).append(u)
+    order = sorted(windows)
+    first = len(order)
+    while first and _hit_share(windows[order[first - 1]]) < COLLAPSE_HIT_SHARE:
+        first -= 1
+    if first == len(order):
         return None
-    start = scored[tail]["start_s"]
-    return round(start, 3) if duration_s - start >= min_tail_s else None
+    window = windows[order[first]]
+    start = next(  # the earliest unit of that window from which its hits stay below the share
+        u["start_s"] for k, u in enumerate(window) if _hit_share(window[k:]) < COLLAPSE_HIT_SHARE
+    )
+    return round(start, 3) if duration_s - start >= window_s else None
+
+
+def _hit_share(units: Sequence[dict]) -> float:
+    return sum(u["hits"] for u in units) / max(1, sum(u["reference_words"] for u in units))
 
 
 def stream_summary(

@@ -74,6 +74,10 @@ def word(text, start, end):
     return dsmlab.Word(text, start, end, emitted=end + 0.5)
 
 
+def as_dicts(words):
+    return [w.to_dict() for w in words]
+
+
 def _stream_with(hyp_by_sentence, seconds_each=12.0):
     """A stitched stream of len(hyp_by_sentence) sentences, seconds_each apart, and the
     hypothesis words placed in each (a list of words per sentence, or None for nothing)."""
@@ -136,17 +140,29 @@ def test_the_collapse_is_where_correct_words_stop_for_good(hyps, collapse):
     assert stream_scoring.collapse_point(records, stream.duration_s, 30.0) == collapse
 
 
+def test_a_word_right_by_chance_does_not_hide_a_collapse():
+    hyps = [["red", "green", "blue"]] * 5 + [["pink", "red", "pink"]] + [["pink"]] * 9
+    stream, words = _stream_with(hyps, seconds_each=6.0)
+    model = SimpleNamespace(name="m", delay_s=0.5, prefix_s=0.0)
+    normalize = dsmlab.get_normalizer("whisper", "en")
+    records = stream_scoring.sentence_records(
+        stream, stream_scoring.in_stream_transcripts(stream, words, model), normalize, True
+    )
+    # from 30 s one reference word in 15 comes out right, then none: a collapse at 30 s
+    assert stream_scoring.collapse_point(records, stream.duration_s, 30.0) == 30.0
+
+
 def test_a_recording_is_aligned_whole_and_its_errors_placed_in_time():
     normalize = dsmlab.get_normalizer("whisper", "en")
     words = [word("red", 1.0, 1.2), word("blue", 40.0, 40.3)]
-    units = stream_scoring.recording_units("red green blue", words, normalize)
+    units = stream_scoring.recording_units("red green blue", as_dicts(words), normalize)
     assert [(u["start_s"], u["word_errors"], u["hits"]) for u in units] == [
         (1.0, 0, 1),
         (1.0, 1, 0),  # "green" deleted: it takes its neighbour's time
         (40.0, 0, 1),
     ]
     words += [word("pink", 70.0, 70.2)]
-    units = stream_scoring.recording_units("red blue", words, normalize)
+    units = stream_scoring.recording_units("red blue", as_dicts(words), normalize)
     assert [(u["start_s"], u["reference_words"], u["word_errors"]) for u in units][-1] == (
         70.0,
         0,
