@@ -13,8 +13,9 @@ to (a deleted word, its neighbours'), and its errors count where they fall.
 Windows: WER per WINDOW_S of the stream, of the sentences that start in it. Collapse: the
 point after which the model writes nothing or only wrong words: the earliest window from
 which every window to the end has fewer than COLLAPSE_HIT_SHARE of its reference words right,
-refined to the first sentence (word) of that window from which it holds; None when there is
-none, or when that stretch lasts less than a window.
+refined to a sentence (word): back to the first of the sentences just before that window that
+fail too, or on to the first of that window from which it holds. None when there is none, or
+when that stretch lasts less than a window.
 """
 
 from __future__ import annotations
@@ -185,21 +186,27 @@ def collapse_point(
     units: Sequence[dict], duration_s: float, window_s: float = WINDOW_S
 ) -> float | None:
     """Where the model stops writing correct words for good (see the module docstring)."""
-    windows: dict[int, list[dict]] = {}
-    for u in units:
-        if u["reference_words"]:
-            windows.setdefault(int(u["start_s"] // window_s), []).append(u)
+    scored = sorted((u for u in units if u["reference_words"]), key=lambda u: u["start_s"])
+    windows: dict[int, list[int]] = {}
+    for k, u in enumerate(scored):
+        windows.setdefault(int(u["start_s"] // window_s), []).append(k)
     order = sorted(windows)
     first = len(order)
-    while first and _hit_share(windows[order[first - 1]]) < COLLAPSE_HIT_SHARE:
+    while first and _hit_share([scored[k] for k in windows[order[first - 1]]]) < COLLAPSE_HIT_SHARE:
         first -= 1
     if first == len(order):
         return None
-    window = windows[order[first]]
-    start = next(  # the earliest unit of that window from which its hits stay below the share
-        u["start_s"] for k, u in enumerate(window) if _hit_share(window[k:]) < COLLAPSE_HIT_SHARE
-    )
-    return round(start, 3) if duration_s - start >= window_s else None
+    start = windows[order[first]][0]
+    end = windows[order[first]][-1] + 1
+    while (
+        start > 0 and _hit_share(scored[start - 1 : windows[order[first]][0]]) < COLLAPSE_HIT_SHARE
+    ):
+        start -= 1  # it began before that window: the units just before it fail too
+    if start == windows[order[first]][0]:  # or later inside it
+        while start + 1 < end and _hit_share(scored[start:end]) >= COLLAPSE_HIT_SHARE:
+            start += 1
+    at = scored[start]["start_s"]
+    return round(at, 3) if duration_s - at >= window_s else None
 
 
 def _hit_share(units: Sequence[dict]) -> float:

@@ -152,6 +152,17 @@ def test_a_word_right_by_chance_does_not_hide_a_collapse():
     assert stream_scoring.collapse_point(records, stream.duration_s, 30.0) == 30.0
 
 
+def test_a_collapse_that_begins_before_its_window_is_found_where_it_begins():
+    stream, words = _stream_with([["red", "green", "blue"]] * 3 + [None] * 12, seconds_each=6.0)
+    model = SimpleNamespace(name="m", delay_s=0.5, prefix_s=0.0)
+    normalize = dsmlab.get_normalizer("whisper", "en")
+    records = stream_scoring.sentence_records(
+        stream, stream_scoring.in_stream_transcripts(stream, words, model), normalize, True
+    )
+    # the first window (0-30 s) is 60% right, but its last two sentences already fail
+    assert stream_scoring.collapse_point(records, stream.duration_s, 30.0) == 18.0
+
+
 def test_a_recording_is_aligned_whole_and_its_errors_placed_in_time():
     normalize = dsmlab.get_normalizer("whisper", "en")
     words = [word("red", 1.0, 1.2), word("blue", 40.0, 40.3)]
