@@ -14,6 +14,7 @@ FIGURES = {
     "03_flush_trick": 3,
     "04_benchmark_report": 1,
     "05_turns_and_confidence": 2,
+    "06_long_streams": 2,
 }
 
 
