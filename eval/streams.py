@@ -176,15 +176,7 @@ def run_stream(
         flushed = stepper.flush([0])
     audio_s = fed[0] / dsmlab.SAMPLE_RATE
     tokens += flushed.tokens[0].tolist()
-    words = dsmlab.words_from_tokens(
-        tokens,
-        model.tokenizer,
-        prefix_s=model.prefix_s,
-        delay_s=model.delay_s,
-        frame_rate=model.frame_rate,
-        padding_id=model.padding_id,
-        audio_end=audio_s,
-    )
+    words = dsmlab.to_transcript(model, np.asarray(tokens), None, audio_s).words
     return StreamRun(tokens, words, audio_s, windows)
 
 

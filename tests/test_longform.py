@@ -131,36 +131,29 @@ def test_wer_by_window_and_by_third():
     ],
 )
 def test_the_collapse_is_where_correct_words_stop_for_good(hyps, collapse):
-    stream, words = _stream_with(hyps)
+    assert _collapse(hyps) == collapse
+
+
+def _collapse(hyps, seconds_each=12.0):
+    """The collapse point of a stream of sentences with these hypotheses (30 s windows)."""
+    stream, words = _stream_with(hyps, seconds_each)
     model = SimpleNamespace(name="m", delay_s=0.5, prefix_s=0.0)
     normalize = dsmlab.get_normalizer("whisper", "en")
     records = stream_scoring.sentence_records(
         stream, stream_scoring.in_stream_transcripts(stream, words, model), normalize, True
     )
-    assert stream_scoring.collapse_point(records, stream.duration_s, 30.0) == collapse
+    return stream_scoring.collapse_point(records, stream.duration_s, 30.0)
 
 
 def test_a_word_right_by_chance_does_not_hide_a_collapse():
     hyps = [["red", "green", "blue"]] * 5 + [["pink", "red", "pink"]] + [["pink"]] * 9
-    stream, words = _stream_with(hyps, seconds_each=6.0)
-    model = SimpleNamespace(name="m", delay_s=0.5, prefix_s=0.0)
-    normalize = dsmlab.get_normalizer("whisper", "en")
-    records = stream_scoring.sentence_records(
-        stream, stream_scoring.in_stream_transcripts(stream, words, model), normalize, True
-    )
     # from 30 s one reference word in 15 comes out right, then none: a collapse at 30 s
-    assert stream_scoring.collapse_point(records, stream.duration_s, 30.0) == 30.0
+    assert _collapse(hyps, seconds_each=6.0) == 30.0
 
 
 def test_a_collapse_that_begins_before_its_window_is_found_where_it_begins():
-    stream, words = _stream_with([["red", "green", "blue"]] * 3 + [None] * 12, seconds_each=6.0)
-    model = SimpleNamespace(name="m", delay_s=0.5, prefix_s=0.0)
-    normalize = dsmlab.get_normalizer("whisper", "en")
-    records = stream_scoring.sentence_records(
-        stream, stream_scoring.in_stream_transcripts(stream, words, model), normalize, True
-    )
     # the first window (0-30 s) is 60% right, but its last two sentences already fail
-    assert stream_scoring.collapse_point(records, stream.duration_s, 30.0) == 18.0
+    assert _collapse([["red", "green", "blue"]] * 3 + [None] * 12, seconds_each=6.0) == 18.0
 
 
 def test_a_recording_is_aligned_whole_and_its_errors_placed_in_time():
