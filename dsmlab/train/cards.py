@@ -120,6 +120,8 @@ same figures are in `recipe_report.json` and in this card's metadata.
   on real speech it is no guide to what a released model does.
 - Voices and synthesizers it never heard cost it most (the unseen-flite and festival rows).
 - One delay: another delay is another model of the bundle (or a delay-conditioned model).
+- Streams: `python -m eval.longform --model {name}` measures it on a stream of minutes;
+  `dsmlab/train/README.md` has the bundle's figures.
 """
     return f"---\n{data.to_yaml()}\n---\n{body}"
 
@@ -147,9 +149,8 @@ def _training(name: str, report: dict, recipe: dict | None) -> str:
         lm = seconds.get(f"lm d{delay}")
         shown = ", ".join(f"{k} {v}" for k, v in settings.items() if not isinstance(v, list))
         lines.append(f"Recipe settings: {shown}.")
-        total = sum(seconds.values()) / 60
         if lm:
-            lines.append(f"This LM trained in {lm / 60:.1f} min; the whole recipe {total:.0f} min.")
+            lines.append(f"This LM trained in {lm / 60:.1f} min (recipe.json has every step's).")
     return "\n".join(lines)
 
 
