@@ -58,6 +58,7 @@ class Utterance:
     audio: np.ndarray | None
     words: list[dict] | None = None  # reference words with start/end, when the data has them
     speaker: str | None = None
+    lookahead: list[int] | None = None  # indices of reference words only right context decides
     error: str | None = None
     path: str | None = None  # the audio file, when the row names one
     source: object = None  # the undecoded audio cell, from `EvalData.undecoded`
@@ -108,6 +109,7 @@ class EvalData:
             utt.text = _text(row, self.text_column, self.json_lines)
             utt.words = checked_words(row.get("words"))
             utt.speaker = str(row["speaker_id"]) if row.get("speaker_id") is not None else None
+            utt.lookahead = checked_lookahead(row.get("lookahead"), len(utt.text.split()))
         except DSMLabError as e:
             utt.error = str(e)
             return utt
@@ -203,6 +205,22 @@ def audio_source(value, label: str = "audio") -> bytes | str:
     if value.get("path"):
         return value["path"]
     raise DSMLabError(f"{label}: empty audio cell, neither bytes nor a path")
+
+
+def checked_lookahead(indices, words: int) -> list[int] | None:
+    """A `lookahead` cell: indices into the reference's words (split on spaces) of the words
+    whose spelling only the words after them decide; DSMLabError naming a bad entry."""
+    if indices is None:
+        return None
+    bad = not isinstance(indices, list) or any(
+        isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < words for i in indices
+    )
+    if bad:
+        raise DSMLabError(
+            f"lookahead cell: expected indices of the reference's {words} words, "
+            f"got {indices!r:.60}"
+        )
+    return sorted(set(indices))
 
 
 def checked_words(words) -> list[dict] | None:

@@ -74,6 +74,61 @@ def wer_metrics(records: Sequence[dict], merge_compounds: bool = False) -> dict:
     return summary | wer_intervals(scored)
 
 
+def lookahead_metrics(records: Sequence[dict], normalize: Callable[[str], str]) -> dict:
+    """Accuracy on the reference words only right context decides (a record's `lookahead`
+    indices into its reference's words), and the error rates of those words and of the rest,
+    apart. Each reference word is normalized alone and the words aligned to the normalized
+    hypothesis (Levenshtein); a lookahead word is right when aligned to an equal word. Its
+    error rate counts its substitutions and deletions; the rest's also every insertion."""
+    marked = [r for r in records if r["status"] == "ok" and r.get("lookahead") is not None]
+    if not marked:
+        return {}
+    counts = [_lookahead_counts(r, normalize) for r in marked]
+    summary = {"lookahead_utterances": len(marked)}
+    for name, (num, den) in {
+        "lookahead_accuracy": ("lookahead_hits", "lookahead_words"),
+        "lookahead_wer": ("lookahead_errors", "lookahead_words"),
+        "other_wer": ("other_errors", "other_words"),
+    }.items():
+        found = intervals.ratio([c[num] for c in counts], [c[den] for c in counts])
+        if found is not None:
+            summary[name] = round(found[0], 6)
+            summary[f"{name}_ci95"] = [round(found[1], 6), round(found[2], 6)]
+    summary["lookahead_words"] = sum(c["lookahead_words"] for c in counts)
+    return summary
+
+
+def _lookahead_counts(record: dict, normalize: Callable[[str], str]) -> dict:
+    lookahead = set(record["lookahead"])
+    ref = [
+        (token, k in lookahead)
+        for k, word in enumerate(record["reference"].split())
+        for token in normalize(word).split()
+    ]
+    hyp = record["hyp_norm"].split()
+    counts = dict.fromkeys(
+        ("lookahead_hits", "lookahead_errors", "lookahead_words", "other_errors", "other_words"),
+        0,
+    )
+    for _, marked in ref:
+        counts["lookahead_words" if marked else "other_words"] += 1
+    right = [False] * len(ref)
+    if ref and hyp:
+        alignment = jiwer.process_words(" ".join(t for t, _ in ref), " ".join(hyp))
+        for chunk in alignment.alignments[0]:
+            if chunk.type == "insert":
+                counts["other_errors"] += chunk.hyp_end_idx - chunk.hyp_start_idx
+            elif chunk.type == "equal":
+                right[chunk.ref_start_idx : chunk.ref_end_idx] = [True] * (
+                    chunk.ref_end_idx - chunk.ref_start_idx
+                )
+    for (_, marked), ok in zip(ref, right, strict=True):
+        if marked:
+            counts["lookahead_hits"] += ok
+        counts["lookahead_errors" if marked else "other_errors"] += not ok
+    return counts
+
+
 def wer_intervals(scored: Sequence[dict]) -> dict:
     """95% bootstrap intervals over utterances of the corpus and mean WER and the corpus CER."""
     words = intervals.ratio(

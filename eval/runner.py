@@ -175,6 +175,7 @@ def base_record(utt: Utterance, status: str, error: str | None = None) -> dict:
         "error": error,
         "reference": utt.text,
         "speaker": utt.speaker,
+        "lookahead": utt.lookahead,
         "audio_path": utt.path,
         "audio_s": None if utt.audio is None else len(utt.audio) / dsmlab.SAMPLE_RATE,
     }

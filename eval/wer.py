@@ -1,5 +1,6 @@
 """python -m eval.wer --model M --dataset D --out DIR: WER (corpus and mean per utterance), CER,
-error counts, RTFx, the calibration of word confidences (ECE, Brier, reliability.png; see
+error counts, RTFx, accuracy on the words only right context decides (when the dataset marks
+them in a `lookahead` column), the calibration of word confidences (ECE, Brier, reliability.png; see
 `confidence`); also an Open ASR Leaderboard manifest of the run (oalb/*.jsonl)."""
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ def main(argv: list[str] | None = None) -> int:
                 return 0
             normalize, merge_compounds = options.scoring(args)
             summary = metrics.wer_metrics(result.records, merge_compounds)
+            summary |= metrics.lookahead_metrics(result.records, normalize)
             calibration, curves = confidence.confidence_metrics(result.records, normalize)
             summary |= calibration
             results = write_results(result, "wer", summary, curves)

@@ -153,3 +153,44 @@ def test_delay_pairs_keep_a_conditioned_model_apart_and_meet_it_at_equal_delays(
         ("d2", "dc@0.16"),
         ("d4", "dc@0.32"),
     ]
+
+
+def _lookahead_record(reference, hypothesis, lookahead, normalize):
+    return {
+        "status": "ok",
+        "reference": reference,
+        "hyp_norm": normalize(hypothesis),
+        "lookahead": lookahead,
+    }
+
+
+def test_lookahead_words_are_scored_apart_from_the_rest():
+    normalize = dsmlab.get_normalizer("whisper", "en")
+    records = [
+        # "to" (2) written "two": wrong; "too" (5) right; nothing else wrong
+        _lookahead_record("I want to go there too", "i want two go there too", [2, 5], normalize),
+        # "their" (1) right; an inserted word and a deleted one count against the rest
+        _lookahead_record("see their house now", "see their big house", [1], normalize),
+        {"status": "ok", "reference": "no marks here", "hyp_norm": "no", "lookahead": None},
+    ]
+    found = metrics.lookahead_metrics(records, normalize)
+    assert found["lookahead_utterances"] == 2 and found["lookahead_words"] == 3
+    assert found["lookahead_accuracy"] == pytest.approx(2 / 3)
+    assert found["lookahead_wer"] == pytest.approx(1 / 3)
+    assert found["other_wer"] == pytest.approx(2 / 7)  # insertion + deletion over 7 words
+    assert metrics.lookahead_metrics(records[2:], normalize) == {}
+
+
+def test_a_bad_lookahead_cell_fails_its_row_with_the_reason(tmp_path):
+    import datasets
+
+    from eval.data import load_eval_data
+
+    rows = [
+        {"audio": {"bytes": b"x", "path": None}, "text": "a b c", "lookahead": [1, 5]},
+        {"audio": {"bytes": b"x", "path": None}, "text": "a b c", "lookahead": [2]},
+    ]
+    datasets.Dataset.from_list(rows).save_to_disk(str(tmp_path / "ds"))
+    first, second = load_eval_data(str(tmp_path / "ds"))
+    assert "lookahead cell: expected indices of the reference's 3 words" in first.error
+    assert second.lookahead == [2]
