@@ -90,6 +90,7 @@ P(end of turn)). {default}It knows only its grammar's {words} words.
 
 ```python
 import dsmlab
+
 model = dsmlab.load("{name}")
 print(dsmlab.transcribe(model, "speech.wav").text)
 ```
@@ -183,6 +184,7 @@ synthesizer's own word and phone times. About {seconds / 60:.1f} minutes of spee
 
 ```python
 import datasets
+
 test = datasets.load_from_disk("data/synth-test")["test"]
 ```
 
