@@ -160,7 +160,8 @@ def run_stream(
     tokens: list[int] = []
     windows: list[dict] = []
     total = prefix + int(np.ceil(expected_s * model.frame_rate)) if expected_s else None
-    bar = tqdm(total=total, desc=desc, unit="frame", disable=desc is None, leave=False)
+    quiet = {"disable": True} if desc is None else {}  # else tqdm's defaults (TQDM_DISABLE=1)
+    bar = tqdm(total=total, desc=desc, unit="frame", leave=False, **quiet)
     with dsmlab.Stepper(model, batch_size=1) as stepper, bar:
         started = time.perf_counter()
         for frame in _chain(silence, frames(counted())):
