@@ -22,7 +22,7 @@ import torch
 import dsmlab
 
 from . import flush, lagging, metrics, options, plots, runner
-from .results import print_table, write_results
+from .results import print_table, print_written, write_results
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
                 result.records, args.out / "latency_cdf.png", extra["flush_latencies_s"]
             )
         print_table(f"{result.model.name} on {result.data.name}: latency", summary)
+        print_written(args.out)
         return 0
 
     return runner.main_guard(body, args)

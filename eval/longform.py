@@ -27,7 +27,7 @@ import dsmlab
 from . import metrics, options, plots, rundir, runner, stream_scoring, streams
 from .data import LONG_FORM
 from .records import RecordWriter, read_records
-from .results import environment, write_json
+from .results import environment, print_written, write_json
 
 STREAM_RECORDS = "streams.jsonl"  # one record per finished stream, in each model's directory
 
@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         plots.speed_memory(rows, args.out / "speed_memory.png")
         for row in rows:
             print(_line(row))
+        print_written(args.out)
         return 0
 
     return runner.main_guard(body, args)

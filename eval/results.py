@@ -136,6 +136,11 @@ def print_table(title: str, rows: dict) -> None:
         print(f"  {key:32s} {shown}")
 
 
+def print_written(out: Path) -> None:
+    """The last line of every eval script: where its run went and how to read it."""
+    print(f"\nwritten to {out}/ (python -m eval.report {out} --out report/ makes a report)")
+
+
 def write_json(path: Path, value: dict) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(value, indent=2, ensure_ascii=False) + "\n")

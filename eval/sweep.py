@@ -20,7 +20,7 @@ import dsmlab
 
 from . import metrics, options, plots, rundir, runner
 from .latency import latency_summary
-from .results import write_json, write_results
+from .results import print_written, write_json, write_results
 
 COLUMNS = [
     "model",
@@ -110,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"points, 95% CI [{100 * d['ci95'][0]:+.2f}, {100 * d['ci95'][1]:+.2f}] "
                 f"({verdict}, {d['utterances']} utterances)"
             )
+        print_written(args.out)
         return 0
 
     return runner.main_guard(body, args)

@@ -12,7 +12,7 @@ import sys
 import dsmlab
 
 from . import metrics, options, plots, runner
-from .results import print_table, write_results
+from .results import print_table, print_written, write_results
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{result.model.name} on {result.data.name}: word timestamps",
             {k: v for k, v in summary.items() if k not in _WER_DETAIL},
         )
+        print_written(args.out)
         return 0
 
     return runner.main_guard(body, args)

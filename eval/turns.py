@@ -35,7 +35,7 @@ import dsmlab
 from dsmlab import intervals
 
 from . import options, plots, rundir
-from .results import write_json
+from .results import print_written, write_json
 from .turn_streams import (
     Conversation,
     Score,
@@ -270,6 +270,7 @@ def write(args, model, conversations, table: list[dict]) -> None:
     best = pd.DataFrame(best_per_detector(table))
     print(f"{model.name}: end of turn, best F1 per detector ({len(conversations)} conversations)")
     print(best.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print_written(args.out)
 
 
 if __name__ == "__main__":

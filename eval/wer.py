@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 
 from . import confidence, metrics, options, plots, runner
-from .results import print_table, write_manifest, write_results
+from .results import print_table, print_written, write_manifest, write_results
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
             f"(protocol {args.protocol}, normalizer {args.normalizer})",
             summary | {"rtfx": results["speed"]["rtfx"]},
         )
+        print_written(args.out)
         return 0
 
     return runner.main_guard(body, args)

@@ -89,10 +89,12 @@ def test_latency_flush_is_faster_than_waiting_in_real_time(latency_run):
     assert (latency_run / "latency_cdf.png").stat().st_size > 10_000
 
 
-def test_sweep_orders_models_by_delay_and_latency_grows_with_it(tmp_path):
+def test_sweep_orders_models_by_delay_and_latency_grows_with_it(tmp_path, capsys):
     out = tmp_path / "sweep"
     models = ["--model", "synth-d16", "--model", "synth-d2"]
     assert sweep.main([*models, *SAMPLES, "--flush-samples", "1", "--out", str(out)]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith(f"written to {out}/") and f"eval.report {out} " in last
     with (out / "sweep.csv").open() as f:
         rows = list(csv.DictReader(f))
     assert [r["model"] for r in rows] == ["synth-d2", "synth-d16"]
