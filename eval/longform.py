@@ -236,7 +236,7 @@ def _line(row: dict) -> str:
         extra += f"[{100 * low:+.1f}, {100 * high:+.1f}]"
     return (
         f"{row['model']}: {row['minutes']} min in {row['streams']} stream(s), WER {shown}{extra}, "
-        f"collapse at {row['collapses_s']}"
+        f"collapse: {stream_scoring.collapses(row)}"
     )
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import dsmlab
 
-from . import rundir, runner
+from . import rundir, runner, stream_scoring
 from .records import read_records
 from .render import Block, html_page, markdown
 from .results import read_results
@@ -121,11 +121,11 @@ def load_longform(longform_dir: Path) -> Section:
             rows.append(
                 {
                     "model": m["model"],
-                    "minutes": m["minutes"],
+                    "minutes": f"{m['minutes']:.1f}",
                     "stream WER": _shown(m, "corpus_wer", "percent"),
                     "alone": _shown(m, "alone_corpus_wer", "percent"),
                     "in stream - alone (points)": _difference(diff),
-                    "collapse at (s)": ", ".join(str(c) for c in m["collapses_s"]),
+                    "collapse": stream_scoring.collapses(m),
                     "memory first / last window (MB)": f"{memory[0]} / {memory[-1]}"
                     if memory
                     else "",

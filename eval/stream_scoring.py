@@ -256,3 +256,8 @@ def _window_groups(units: Sequence[dict], window_s: float) -> list[dict]:
         g["word_errors"] += u["word_errors"]
         g["reference_words"] += u["reference_words"]
     return list(groups.values())
+
+
+def collapses(row: dict) -> str:
+    """Each stream's collapse point, or 'none' where it kept listening to the end."""
+    return ", ".join("none" if c is None else f"at {c:.1f} s" for c in row["collapses_s"])

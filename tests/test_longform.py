@@ -195,7 +195,7 @@ def test_eval_longform_stitches_runs_and_resumes(tiny_novad_dir, tmp_path, capsy
     first = (out / name / "streams.jsonl").read_text()
     assert longform.main(args) == 0  # resumed: nothing is run again
     assert (out / name / "streams.jsonl").read_text() == first
-    assert "collapse at" in capsys.readouterr().out
+    assert "collapse: " in capsys.readouterr().out
     documented = (Path(longform.__file__).parent / "METRICS.md").read_text()
     keys = {k.removesuffix("_ci95") for k in [*metrics, *results["streams"][0]]}
     assert not sorted(k for k in keys if f"`{k}`" not in documented)
@@ -227,6 +227,10 @@ def test_eval_longform_reads_recordings_in_chunks(tiny_novad_dir, tmp_path, monk
 def test_longform_refuses_gaps_in_the_wrong_order(capsys):
     assert longform.main(["--gaps", "2", "1"]) == 2
     assert "--gaps: give the shortest silence first" in capsys.readouterr().err
+
+
+def test_each_stream_says_where_it_collapsed_or_none():
+    assert stream_scoring.collapses({"collapses_s": [None, 4.52]}) == "none, at 4.5 s"
 
 
 def test_the_report_shows_long_streams_beside_other_runs(tiny_novad_dir, tmp_path):
