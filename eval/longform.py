@@ -29,8 +29,6 @@ from .data import LONG_FORM
 from .records import RecordWriter, read_records
 from .results import environment, print_written, write_json
 
-STREAM_RECORDS = "streams.jsonl"  # one record per finished stream, in each model's directory
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = options.parser("longform", __doc__, several_models=True)
@@ -77,7 +75,8 @@ def build(args, recordings: bool) -> tuple[list[streams.Stream], dict]:
         if not plan:
             raise dsmlab.DSMLabError(f"{data.name}: no recordings to transcribe")
         return plan, {}
-    usable = [u for u in data if u.audio is not None and u.text.strip()]
+    normalize, _ = options.scoring(args)
+    usable = [u for u in data if u.audio is not None and runner.scorable(u.text, normalize)]
     plan = [
         streams.stitch(usable, 60 * args.minutes, args.seed + k, tuple(args.gaps), f"stream{k}")
         for k in range(args.streams)
@@ -88,15 +87,16 @@ def build(args, recordings: bool) -> tuple[list[streams.Stream], dict]:
 def evaluate(args, spec: str, plan: list[streams.Stream], audio_of: dict) -> dict:
     """One model over every stream, into its own directory; its summary row."""
     model = dsmlab.load(spec, device=args.device)
-    out = args.out / rundir.model_dirname(model.name)
+    out = args.out / rundir.model_dirname(spec)
     rundir.prepare(out)
     settings = {k: getattr(args, k) for k in ("minutes", "streams", "gaps", "seed", "window")}
+    settings |= options.record_options(args) | {"no_alone": args.no_alone}
     sources = {"dataset": args.dataset, "split": args.split, "max_samples": args.max_samples}
     sources["streams"] = [[s.id for s in p.sentences] or [p.name] for p in plan]
     rundir.claim(out, rundir.identity(model, sources, settings), args.overwrite)
     normalize, merge = options.scoring(args)
-    done = {r["index"]: r for r in read_records(out, pattern=STREAM_RECORDS)}
-    with RecordWriter(out / STREAM_RECORDS) as writer:
+    done = {r["index"]: r for r in read_records(out, pattern=rundir.STREAM_RECORDS)}
+    with RecordWriter(out / rundir.STREAM_RECORDS) as writer:
         for k, stream in enumerate(plan):
             if k not in done:
                 done[k] = stream_record(k, stream, model, audio_of, normalize, merge, args)

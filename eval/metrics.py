@@ -105,7 +105,9 @@ def _lookahead_counts(record: dict, normalize: Callable[[str], str]) -> dict:
         for k, word in enumerate(record["reference"].split())
         for token in normalize(word).split()
     ]
-    hyp = record["hyp_norm"].split()
+    # word by word, as the reference: a normalizer that joins words ("twenty five dollars" ->
+    # "$25") must not make an identical transcript differ from its reference
+    hyp = [token for word in record["hypothesis"].split() for token in normalize(word).split()]
     counts = dict.fromkeys(
         ("lookahead_hits", "lookahead_errors", "lookahead_words", "other_errors", "other_words"),
         0,

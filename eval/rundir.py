@@ -23,7 +23,16 @@ import dsmlab
 from .records import PATTERN, read_records
 
 RUN_FILE = "run.json"
-WRITTEN = (RUN_FILE, "results.json", PATTERN, "speed.rank*.json", "*.png", "oalb/*.jsonl")
+STREAM_RECORDS = "streams.jsonl"  # eval.longform: one record per finished stream
+WRITTEN = (
+    RUN_FILE,
+    "results.json",
+    PATTERN,
+    STREAM_RECORDS,
+    "speed.rank*.json",
+    "*.png",
+    "oalb/*.jsonl",
+)
 
 
 def prepare(out: Path) -> None:

@@ -134,7 +134,7 @@ def _transcribe(
             if row is not None and row.index not in done:
                 if row.error is not None:
                     write(base_record(row, "failed", error=row.error))
-                elif row.text.strip() in SKIP_REFERENCES or not normalize(row.text).strip():
+                elif not scorable(row.text, normalize):
                     write(base_record(row, "skipped", error="empty reference"))
                 else:
                     window.append(row)
@@ -211,6 +211,11 @@ def warm_up(model: dsmlab.DSMModel, batch_size: int) -> None:
     silences = ((i, silence) for i in range(batch_size))
     for _ in dsmlab.iter_transcripts(model, silences, batch_size):
         pass
+
+
+def scorable(text: str, normalize: Callable[[str], str]) -> bool:
+    """A reference worth scoring: not a dataset's placeholder, and words left once normalized."""
+    return text.strip() not in SKIP_REFERENCES and bool(normalize(text).strip())
 
 
 def main_guard(body: Callable[[], int], args: argparse.Namespace) -> int:

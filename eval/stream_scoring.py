@@ -13,9 +13,8 @@ to (a deleted word, its neighbours'), and its errors count where they fall.
 Windows: WER per WINDOW_S of the stream, of the sentences that start in it. Collapse: the
 point after which the model writes nothing or only wrong words: the earliest window from
 which every window to the end has fewer than COLLAPSE_HIT_SHARE of its reference words right,
-refined to a sentence (word): back to the first of the sentences just before that window that
-fail too, or on to the first of that window from which it holds. None when there is none, or
-when that stretch lasts less than a window.
+walked back to a sentence (word): the first of the sentences just before that window that fail
+too. None when there is none, or when that stretch lasts less than a window.
 """
 
 from __future__ import annotations
@@ -196,15 +195,9 @@ def collapse_point(
         first -= 1
     if first == len(order):
         return None
-    start = windows[order[first]][0]
-    end = windows[order[first]][-1] + 1
-    while (
-        start > 0 and _hit_share(scored[start - 1 : windows[order[first]][0]]) < COLLAPSE_HIT_SHARE
-    ):
+    window_start = start = windows[order[first]][0]
+    while start > 0 and _hit_share(scored[start - 1 : window_start]) < COLLAPSE_HIT_SHARE:
         start -= 1  # it began before that window: the units just before it fail too
-    if start == windows[order[first]][0]:  # or later inside it
-        while start + 1 < end and _hit_share(scored[start:end]) >= COLLAPSE_HIT_SHARE:
-            start += 1
     at = scored[start]["start_s"]
     return round(at, 3) if duration_s - at >= window_s else None
 

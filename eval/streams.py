@@ -213,7 +213,8 @@ def _window(
 def _rss_mb() -> float | None:
     """The process's resident memory now (Linux); None elsewhere."""
     try:
-        pages = int(open("/proc/self/statm").read().split()[1])
+        with open("/proc/self/statm") as statm:
+            pages = int(statm.read().split()[1])
     except (OSError, ValueError, IndexError):
         return None
     return round(pages * resource.getpagesize() / 2**20, 1)

@@ -9,7 +9,7 @@ import pytest
 from evaldata import save_to_disk, wav_bytes
 
 import dsmlab
-from eval import longform, stream_scoring, streams
+from eval import longform, rundir, stream_scoring, streams
 
 RATE = dsmlab.SAMPLE_RATE
 
@@ -183,7 +183,7 @@ def test_eval_longform_stitches_runs_and_resumes(tiny_novad_dir, tmp_path, capsy
     args = ["--model", str(tiny_novad_dir), "--dataset", data, "--minutes", "0.25"]
     args += ["--streams", "2", "--window", "5", "--out", str(out)]
     assert longform.main(args) == 0
-    name = tiny_novad_dir.name
+    name = rundir.model_dirname(str(tiny_novad_dir))
     results = json.loads((out / name / "results.json").read_text())
     metrics = results["metrics"]
     assert metrics["streams"] == 2 and metrics["minutes"] >= 0.5
@@ -196,6 +196,14 @@ def test_eval_longform_stitches_runs_and_resumes(tiny_novad_dir, tmp_path, capsy
     assert longform.main(args) == 0  # resumed: nothing is run again
     assert (out / name / "streams.jsonl").read_text() == first
     assert "collapse: " in capsys.readouterr().out
+    stale = [json.loads(line) | {"hypothesis": "stale"} for line in first.splitlines()]
+    (out / name / "streams.jsonl").write_text("".join(json.dumps(r) + "\n" for r in stale))
+    assert longform.main([*args, "--overwrite"]) == 0  # a fresh run, not the old streams
+    fresh = (out / name / "streams.jsonl").read_text().splitlines()
+    assert [json.loads(r)["hypothesis"] for r in fresh] == [
+        json.loads(r)["hypothesis"] for r in first.splitlines()
+    ]
+    assert longform.main([*args, "--normalizer", "none"]) == 2  # its records score otherwise
     documented = (Path(longform.__file__).parent / "METRICS.md").read_text()
     keys = {k.removesuffix("_ci95") for k in [*metrics, *results["streams"][0]]}
     assert not sorted(k for k in keys if f"`{k}`" not in documented)
@@ -220,8 +228,27 @@ def test_eval_longform_reads_recordings_in_chunks(tiny_novad_dir, tmp_path, monk
     args = ["--model", str(tiny_novad_dir), "--dataset", str(tmp_path / "talks"), "--recordings"]
     assert longform.main([*args, "--out", str(out)]) == 0
     assert max(chunks) == streams.RECORDING_CHUNK_S * RATE and len(chunks) == 4
-    results = json.loads((out / tiny_novad_dir.name / "results.json").read_text())
+    results = json.loads(
+        (out / rundir.model_dirname(str(tiny_novad_dir)) / "results.json").read_text()
+    )
     assert [s["duration_s"] for s in results["streams"]] == [40.0, 40.0]
+
+
+def test_streams_leave_out_the_rows_the_runner_skips(tiny_novad_dir, tmp_path):
+    import datasets
+    from evaldata import rows
+
+    found = rows(4)
+    found[1]["text"], found[2]["text"] = "ignore time segment in scoring", "Uh."
+    data = tmp_path / "ds"
+    datasets.Dataset.from_list(found).save_to_disk(str(data))
+    out = tmp_path / "run"
+    args = ["--model", str(tiny_novad_dir), "--dataset", str(data), "--minutes", "0.2"]
+    assert longform.main([*args, "--no-alone", "--out", str(out)]) == 0
+    record = json.loads(
+        (out / rundir.model_dirname(str(tiny_novad_dir)) / "streams.jsonl").read_text()
+    )
+    assert {s["id"] for s in record["sentences"]} == {"utt0", "utt3"}
 
 
 def test_longform_refuses_gaps_in_the_wrong_order(capsys):

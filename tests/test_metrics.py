@@ -159,6 +159,7 @@ def _lookahead_record(reference, hypothesis, lookahead, normalize):
     return {
         "status": "ok",
         "reference": reference,
+        "hypothesis": hypothesis,
         "hyp_norm": normalize(hypothesis),
         "lookahead": lookahead,
     }
@@ -171,7 +172,7 @@ def test_lookahead_words_are_scored_apart_from_the_rest():
         _lookahead_record("I want to go there too", "i want two go there too", [2, 5], normalize),
         # "their" (1) right; an inserted word and a deleted one count against the rest
         _lookahead_record("see their house now", "see their big house", [1], normalize),
-        {"status": "ok", "reference": "no marks here", "hyp_norm": "no", "lookahead": None},
+        {"status": "ok", "reference": "no marks here", "hypothesis": "no", "lookahead": None},
     ]
     found = metrics.lookahead_metrics(records, normalize)
     assert found["lookahead_utterances"] == 2 and found["lookahead_words"] == 3
@@ -179,6 +180,13 @@ def test_lookahead_words_are_scored_apart_from_the_rest():
     assert found["lookahead_wer"] == pytest.approx(1 / 3)
     assert found["other_wer"] == pytest.approx(2 / 7)  # insertion + deletion over 7 words
     assert metrics.lookahead_metrics(records[2:], normalize) == {}
+
+
+def test_a_transcript_equal_to_its_reference_has_no_lookahead_errors():
+    normalize = dsmlab.get_normalizer("whisper", "en")
+    text = "I paid twenty five dollars at two"  # the normalizer writes the whole as "$25"
+    found = metrics.lookahead_metrics([_lookahead_record(text, text, [6], normalize)], normalize)
+    assert (found["lookahead_accuracy"], found["other_wer"]) == (1.0, 0.0)
 
 
 def test_a_bad_lookahead_cell_fails_its_row_with_the_reason(tmp_path):
