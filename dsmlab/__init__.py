@@ -18,7 +18,7 @@ from .loading import KNOWN_MODELS, available_models, load
 from .model import DSMModel
 from .normalizers import NORMALIZERS, get_normalizer
 from .scheduler import ENCODE_AHEAD, StreamResult, run_streams
-from .scoring import error_rates, utterance_errors, utterance_wer
+from .scoring import error_rates, lookahead_counts, utterance_errors, utterance_wer
 from .stepper import FlushResult, StepOutput, Stepper, flush_frames
 from .timing import END_OF_PADDING_ID, PADDING_ID, Word, words_from_tokens
 from .transcribe import (
@@ -66,6 +66,7 @@ __all__ = [
     "intervals",
     "iter_transcripts",
     "load",
+    "lookahead_counts",
     "load_audio",
     "read_chunks",
     "model_family",

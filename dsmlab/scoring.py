@@ -9,7 +9,7 @@ normalized reference is empty (its WER is undefined). Two alignments:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import jiwer
 import kaldialign
@@ -81,3 +81,40 @@ def error_rates(
         **errors,
         "hits": errors["reference_words"] - errors["substitutions"] - errors["deletions"],
     }
+
+
+def lookahead_counts(
+    reference: str, lookahead: Sequence[int], hypothesis: str, normalize: Callable[[str], str]
+) -> dict[str, int]:
+    """How the words only right context decides fared (`lookahead`: indices into the
+    reference's words, split on spaces) against the rest, in one utterance: lookahead_hits,
+    lookahead_errors, lookahead_words, other_errors, other_words. Both texts are normalized
+    word by word (a normalizer that joins words, "twenty five dollars" -> "$25", must not make
+    an identical transcript differ from its reference) and aligned (Levenshtein); a lookahead
+    word is right when aligned to an equal word; its errors are its
+    substitutions and deletions, the rest's also every insertion."""
+    marked = set(lookahead)
+    ref = [
+        (token, k in marked)
+        for k, word in enumerate(reference.split())
+        for token in normalize(word).split()
+    ]
+    hyp = [token for word in hypothesis.split() for token in normalize(word).split()]
+    keys = ("lookahead_hits", "lookahead_errors", "lookahead_words", "other_errors", "other_words")
+    counts = dict.fromkeys(keys, 0)
+    for _, is_lookahead in ref:
+        counts["lookahead_words" if is_lookahead else "other_words"] += 1
+    right = [False] * len(ref)
+    if ref and hyp:
+        alignment = jiwer.process_words(" ".join(t for t, _ in ref), " ".join(hyp))
+        for chunk in alignment.alignments[0]:
+            if chunk.type == "insert":
+                counts["other_errors"] += chunk.hyp_end_idx - chunk.hyp_start_idx
+            elif chunk.type == "equal":
+                span = chunk.ref_end_idx - chunk.ref_start_idx
+                right[chunk.ref_start_idx : chunk.ref_end_idx] = [True] * span
+    for (_, is_lookahead), ok in zip(ref, right, strict=True):
+        if is_lookahead:
+            counts["lookahead_hits"] += ok
+        counts["lookahead_errors" if is_lookahead else "other_errors"] += not ok
+    return counts

@@ -83,7 +83,10 @@ def lookahead_metrics(records: Sequence[dict], normalize: Callable[[str], str]) 
     marked = [r for r in records if r["status"] == "ok" and r.get("lookahead") is not None]
     if not marked:
         return {}
-    counts = [_lookahead_counts(r, normalize) for r in marked]
+    counts = [
+        dsmlab.lookahead_counts(r["reference"], r["lookahead"], r["hypothesis"], normalize)
+        for r in marked
+    ]
     summary = {"lookahead_utterances": len(marked)}
     for name, (num, den) in {
         "lookahead_accuracy": ("lookahead_hits", "lookahead_words"),
@@ -96,39 +99,6 @@ def lookahead_metrics(records: Sequence[dict], normalize: Callable[[str], str]) 
             summary[f"{name}_ci95"] = [round(found[1], 6), round(found[2], 6)]
     summary["lookahead_words"] = sum(c["lookahead_words"] for c in counts)
     return summary
-
-
-def _lookahead_counts(record: dict, normalize: Callable[[str], str]) -> dict:
-    lookahead = set(record["lookahead"])
-    ref = [
-        (token, k in lookahead)
-        for k, word in enumerate(record["reference"].split())
-        for token in normalize(word).split()
-    ]
-    # word by word, as the reference: a normalizer that joins words ("twenty five dollars" ->
-    # "$25") must not make an identical transcript differ from its reference
-    hyp = [token for word in record["hypothesis"].split() for token in normalize(word).split()]
-    counts = dict.fromkeys(
-        ("lookahead_hits", "lookahead_errors", "lookahead_words", "other_errors", "other_words"),
-        0,
-    )
-    for _, marked in ref:
-        counts["lookahead_words" if marked else "other_words"] += 1
-    right = [False] * len(ref)
-    if ref and hyp:
-        alignment = jiwer.process_words(" ".join(t for t, _ in ref), " ".join(hyp))
-        for chunk in alignment.alignments[0]:
-            if chunk.type == "insert":
-                counts["other_errors"] += chunk.hyp_end_idx - chunk.hyp_start_idx
-            elif chunk.type == "equal":
-                right[chunk.ref_start_idx : chunk.ref_end_idx] = [True] * (
-                    chunk.ref_end_idx - chunk.ref_start_idx
-                )
-    for (_, marked), ok in zip(ref, right, strict=True):
-        if marked:
-            counts["lookahead_hits"] += ok
-        counts["lookahead_errors" if marked else "other_errors"] += not ok
-    return counts
 
 
 def wer_intervals(scored: Sequence[dict]) -> dict:

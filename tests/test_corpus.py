@@ -13,14 +13,15 @@ from dsmlab.train.augment import SPEEDS
 from dsmlab.train.corpus import (
     HELD_OUT_ACCENTS,
     HELD_OUT_VARIANTS,
+    LOOKAHEAD_SHARE,
     TRAIN_ESPEAK_RATES,
     TRAIN_FLITE,
     generate,
     plan,
 )
-from dsmlab.train.sentences import vocabulary
+from dsmlab.train.sentences import HOMOPHONES, vocabulary
 
-SIZES = {"train": 8, "validation": 2, "test": 4, "unseen-flite": 2, "festival": 2}
+SIZES = {"train": 8, "validation": 2, "test": 4, "unseen-flite": 2, "festival": 2, "lookahead": 3}
 pytestmark = pytest.mark.skipif(
     not all(speech.available(s) for s in speech.SYNTHESIZERS),
     reason="needs espeak-ng, flite and festival (apt-get install espeak-ng flite festival)",
@@ -105,3 +106,27 @@ def test_speed_moves_the_register_not_the_tempo():
         for voice in p.voices:
             if voice.synthesizer == "espeak-ng":
                 assert low <= voice.rate * p.augmentation.speed <= high
+
+
+def test_lookahead_sentences_mark_their_homophone_and_make_a_share_of_every_split():
+    plans = plan({"train": 2000, "lookahead": 50, "test": 100}, seed=0)
+    homophones = {w for pair in HOMOPHONES for w in pair}
+    for split, items in plans.items():
+        marked = [p for p in items if p.lookahead]
+        for p in marked:
+            (k,) = p.lookahead
+            assert p.words[k] in homophones and p.words[k + 1] not in homophones
+        share = len(marked) / max(1, len(items))
+        if split == "lookahead":
+            assert share == 1.0
+        elif items:
+            assert abs(share - LOOKAHEAD_SHARE) < 0.1, split
+    both = {p.words[p.lookahead[0]] for p in plans["train"] if p.lookahead}
+    assert both == homophones  # every member of every pair is trained
+
+
+def test_rendered_rows_carry_the_lookahead_column(corpus):
+    for row in corpus["lookahead"]:
+        (k,) = row["lookahead"]
+        assert row["words"][k]["word"] in {w for pair in HOMOPHONES for w in pair}
+    assert all(isinstance(row["lookahead"], list) for row in corpus["test"])

@@ -31,6 +31,12 @@ CARD_NAME = "README.md"  # the hub reads a repository's card from this file
 TAGS = ["dsmlab", "delayed-streams-modeling", "streaming-asr", "moshi", "synthetic-speech"]
 LICENSE = "mit"
 DOCS = "https://github.com/kyutai-labs/delayed-streams-modeling"  # what DSM is
+# recipe_report.json's figures in a card's model-index: key -> (metric type, name), percent
+METRICS = {
+    "corpus_wer": ("wer", "corpus WER (Whisper normalizer)"),
+    "corpus_cer": ("cer", "corpus CER (Whisper normalizer)"),
+    "lookahead_accuracy": ("accuracy", "accuracy on the words only right context decides"),
+}
 
 
 def eval_results(name: str, scores: dict) -> list[EvalResult]:
@@ -39,18 +45,19 @@ def eval_results(name: str, scores: dict) -> list[EvalResult]:
     for split, found in scores.items():
         if not isinstance(found, dict):
             continue
-        for metric in ("wer", "cer"):
-            results.append(
-                EvalResult(
-                    task_type="automatic-speech-recognition",
-                    dataset_type=f"dsmlab/synth-{split}",
-                    dataset_name=f"dsmlab synthetic speech, {split} split",
-                    dataset_split=split,
-                    metric_type=metric,
-                    metric_name=f"corpus {metric.upper()} (Whisper normalizer)",
-                    metric_value=round(100 * found[f"corpus_{metric}"], 2),
+        for key, (metric, name) in METRICS.items():
+            if key in found:
+                results.append(
+                    EvalResult(
+                        task_type="automatic-speech-recognition",
+                        dataset_type=f"dsmlab/synth-{split}",
+                        dataset_name=f"dsmlab synthetic speech, {split} split",
+                        dataset_split=split,
+                        metric_type=metric,
+                        metric_name=name,
+                        metric_value=round(100 * found[key], 2),
+                    )
                 )
-            )
     return results
 
 
@@ -73,7 +80,8 @@ def model_card(name: str, report: dict, config: dict, recipe: dict | None = None
     )
     rows = [
         f"| {split} | {SPLIT_NOTES.get(split, '')} | {found.get('utterances', '')} | "
-        f"{_percent(found, 'wer')} | {_percent(found, 'cer')} |"
+        f"{_percent(found, 'corpus_wer')} | {_percent(found, 'corpus_cer')} | "
+        f"{_percent(found, 'lookahead_accuracy')} |"
         for split, found in scores.items()
         if isinstance(found, dict)
     ]
@@ -108,11 +116,13 @@ python -m dsmlab.train.recipe --out runs/recipe --bundle
 
 ## Results
 
-Corpus WER and CER (Whisper's normalizer), with 95% bootstrap intervals over utterances; the
-same figures are in `recipe_report.json` and in this card's metadata.
+Corpus WER and CER (Whisper's normalizer), with 95% bootstrap intervals over utterances, and
+the accuracy on the homophones only the next word decides (`eval/METRICS.md`, "Lookahead
+words") where a split has them; the same figures are in `recipe_report.json` and in this
+card's metadata.
 
-| split | speech | utterances | WER [95% CI] | CER [95% CI] |
-| --- | --- | --- | --- | --- |
+| split | speech | utterances | WER [95% CI] | CER [95% CI] | lookahead-word accuracy |
+| --- | --- | --- | --- | --- | --- |
 {chr(10).join(rows)}
 
 ## Limits
@@ -127,9 +137,11 @@ same figures are in `recipe_report.json` and in this card's metadata.
     return f"---\n{data.to_yaml()}\n---\n{body}"
 
 
-def _percent(found: dict, metric: str) -> str:
-    value = f"{100 * found[f'corpus_{metric}']:.1f}%"
-    interval = found.get(f"corpus_{metric}_ci95")
+def _percent(found: dict, key: str) -> str:
+    if key not in found:
+        return ""
+    value = f"{100 * found[key]:.1f}%"
+    interval = found.get(f"{key}_ci95")
     return f"{value} [{100 * interval[0]:.1f}, {100 * interval[1]:.1f}]" if interval else value
 
 
@@ -156,13 +168,15 @@ def _training(name: str, report: dict, recipe: dict | None) -> str:
 
 
 def dataset_card(split_dir: Path) -> str:
-    """The bundled test split's card: dataset_info, how it was made, the voices held out."""
-    test = datasets.load_from_disk(str(split_dir))["test"]
+    """The bundled held-out splits' card: dataset_info, how they were made, the voices."""
+    held_out = datasets.load_from_disk(str(split_dir))
+    test = held_out["test"]
     info = test.info.copy()
-    size = sum(f.stat().st_size for f in (split_dir / "test").glob("*.arrow"))
     info.splits = datasets.SplitDict()
-    info.splits.add(datasets.SplitInfo(name="test", num_bytes=size, num_examples=len(test)))
-    info.dataset_size = size
+    for name, split in held_out.items():
+        size = sum(f.stat().st_size for f in (split_dir / name).glob("*.arrow"))
+        info.splits.add(datasets.SplitInfo(name=name, num_bytes=size, num_examples=len(split)))
+    info.dataset_size = sum(s.num_bytes for s in info.splits.values())
     data = DatasetCardData(
         language=["en"],
         license=LICENSE,
@@ -171,16 +185,22 @@ def dataset_card(split_dir: Path) -> str:
         pretty_name="dsmlab synthetic test split",
     )
     datasets.info.DatasetInfosDict({"default": info}).to_dataset_card_data(data)
-    voices = sorted(set(test["speaker_id"]))
+    voices = sorted({v for split in held_out.values() for v in split["speaker_id"]})
     seconds = sum(w[-1]["end"] for w in test["words"] if w)
     words = len(vocabulary())
+    splits = "\n".join(
+        f"- `{name}`: {len(split)} sentences, {SPLIT_NOTES.get(name, '')}"
+        for name, split in held_out.items()
+    )
     body = f"""
 # dsmlab synthetic test split
 
-The offline default of dsmlab's evaluation (`--dataset synth`): {len(test)} English sentences
-of a {words}-word grammar, each spoken whole by voices the bundled models never heard in
-training ({SPLIT_NOTES["test"]}), {len(voices)} voices in all, with the
-synthesizer's own word and phone times. About {seconds / 60:.1f} minutes of speech.
+The offline default of dsmlab's evaluation (`--dataset synth`): English sentences of a
+{words}-word grammar, each spoken whole by voices the bundled models never heard in training,
+{len(voices)} voices in all, with the synthesizer's own word and phone times. The test split
+holds about {seconds / 60:.1f} minutes of speech.
+
+{splits}
 
 ```python
 import datasets
@@ -195,6 +215,8 @@ test = datasets.load_from_disk("data/synth-test")["test"]
 - `text`: the sentence; `words` and `phones`: each with `start` and `end` in seconds.
 - `speaker_id` (`synthesizer:voice`), `synthesizer`, `rate`, `pitch`, `augmentation` (the
   level it was played at; the held-out splits get no room, filter or noise).
+- `lookahead` (when present): indices into `text`'s words of the homophones only the next
+  word decides; `eval.wer` scores them apart (`--split lookahead` is all such sentences).
 
 ## How it was made
 

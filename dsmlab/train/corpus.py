@@ -12,7 +12,11 @@ through a random room, band limit, noise and speed (`augment`). The splits keep 
 - test (bundled as the offline default): espeak-ng voices training never used: two held-out
   accents with held-out variants;
 - unseen-flite: flite's slt, a voice of a synthesizer training used;
-- festival: festival's voices, a synthesizer training never used.
+- festival: festival's voices, a synthesizer training never used;
+- lookahead: the test split's voices, every sentence a lookahead sentence (`sentences`): a
+  homophone that only the word after it decides, its index in the `lookahead` column.
+
+Every other split holds LOOKAHEAD_SHARE of lookahead sentences.
 
 Held-out splits use sentences training never saw. Everything is a function of the seed:
 espeak-ng's output depends slightly on what its process said before, so each chunk of
@@ -37,7 +41,7 @@ from tqdm import tqdm
 from ..cli import ArgumentParser, non_negative_int, positive_int, run_cli
 from ..errors import DSMLabError, UsageError
 from . import augment, speech
-from .sentences import sentence
+from .sentences import lookahead_sentence, sentence
 from .workers import SPAWN, tied_to_this_process
 
 STORE_RATE = 16_000
@@ -50,18 +54,28 @@ TRAINING_VOICES = ("train", "validation")  # the splits spoken by training's voi
 TRAIN_FLITE = ("kal", "kal16", "awb", "rms")
 TRAIN_ESPEAK_RATES = (0.8, 1.35)  # speaking rates of training's espeak-ng voices
 FLITE_SHARE = 0.3  # of train and validation utterances
-SPLITS = ("test", "unseen-flite", "festival", "validation", "train")  # planning order
+SPLITS = ("test", "unseen-flite", "festival", "lookahead", "validation", "train")  # planning order
+LOOKAHEAD_SHARE = 0.2  # of every split's sentences but the lookahead probe's (all of them)
 # What each split's speech is, for reports and cards.
 SPLIT_NOTES = {
     "test": "held-out espeak-ng voices: accents en-us-nyc and en-gb-x-gbcwmd, variants training "
     "never used",
     "unseen-flite": "flite's slt, a voice of a synthesizer training used",
     "festival": "festival's voices, a synthesizer training never used",
+    "lookahead": "held-out espeak-ng voices as test; every sentence a homophone only the next "
+    "word decides",
     "validation": "training's voices (espeak-ng and flite), sentences training never saw",
     "train": "training's voices (espeak-ng and flite), augmented",
 }
 # Utterances per split of the bundled models' corpus (the recipe's too).
-SIZES = {"test": 100, "unseen-flite": 100, "festival": 100, "validation": 200, "train": 10000}
+SIZES = {
+    "test": 100,
+    "unseen-flite": 100,
+    "festival": 100,
+    "lookahead": 100,
+    "validation": 200,
+    "train": 10000,
+}
 CHUNK = 250  # utterances rendered by one process
 VOICE_TRIES = 4  # voices a plan offers, in order
 
@@ -72,6 +86,7 @@ class Plan:
 
     id: str
     words: tuple[str, ...]
+    lookahead: tuple[int, ...]  # indices of the words only the words after them decide
     voices: tuple[speech.Voice, ...]  # the first that speaks every word does (see `render`)
     augmentation: augment.Augmentation
     seed: int
@@ -89,7 +104,7 @@ def voices_of(split: str) -> list[str]:
         for v in every
         if v.split("+")[0] in HELD_OUT_ACCENTS and v.partition("+")[2] in HELD_OUT_VARIANTS
     ]
-    if split == "test":
+    if split in ("test", "lookahead"):
         return held_out
     return [
         v
@@ -108,7 +123,11 @@ def plan(sizes: dict[str, int], seed: int) -> dict[str, list[Plan]]:
         names = voices_of(split) if sizes.get(split) else []
         plans[split] = []
         while len(plans[split]) < sizes.get(split, 0):
-            words = tuple(sentence(rng))
+            if split == "lookahead" or rng.random() < LOOKAHEAD_SHARE:
+                drawn, index = lookahead_sentence(rng)
+                words, lookahead = tuple(drawn), (index,)
+            else:
+                words, lookahead = tuple(sentence(rng)), ()
             if words in seen:
                 continue
             seen.add(words)
@@ -120,7 +139,14 @@ def plan(sizes: dict[str, int], seed: int) -> dict[str, list[Plan]]:
             else:
                 room = _mild(settings)
             plans[split].append(
-                Plan(f"{split}-{len(plans[split]):05d}", words, voices, room, rng.getrandbits(32))
+                Plan(
+                    f"{split}-{len(plans[split]):05d}",
+                    words,
+                    lookahead,
+                    voices,
+                    room,
+                    rng.getrandbits(32),
+                )
             )
     return plans
 
@@ -179,6 +205,7 @@ def render(item: Plan) -> dict:
         "audio": {"bytes": flac.getvalue(), "path": None},
         "text": " ".join(item.words).capitalize() + ".",
         "words": [_rounded(w) for w in words],
+        "lookahead": list(item.lookahead),
         "phones": [_rounded(p) for p in phones],
         "speaker_id": f"{voice.synthesizer}:{voice.name}",
         "synthesizer": voice.synthesizer,
@@ -253,6 +280,7 @@ def _features():
             "words": datasets.List(
                 {"word": text, "start": datasets.Value("float64"), "end": datasets.Value("float64")}
             ),
+            "lookahead": datasets.List(datasets.Value("int32")),
             "phones": datasets.List(
                 {
                     "phone": text,

@@ -36,13 +36,14 @@ from ..cli import ArgumentParser, non_negative_int, positive_int, run_cli
 from ..errors import UsageError
 from ..loading import load
 from ..normalizers import get_normalizer
-from ..scoring import utterance_errors
+from ..scoring import lookahead_counts, utterance_errors
 from ..transcribe import transcribe_batch
 from . import audio_tokenizer, cards, codes, corpus, lm, vad_heads
 from .audio_tokenizer import row_pcm, split_rows
 from .workers import SPAWN, tied_to_this_process
 
-SCORED_SPLITS = ("test", "unseen-flite", "festival", "validation")
+SCORED_SPLITS = ("test", "unseen-flite", "festival", "lookahead", "validation")
+BUNDLED_SPLITS = ("test", "lookahead")  # held-out espeak-ng voices: the offline test data
 TRAINING_FILES = ("training.pt",)  # left out of a bundled model
 NOT_IN_RESULTS = ("workers", "jobs")  # settings that change how fast, not what comes out
 # Recipe fields given as one number on the command line (the held-out split sizes are not).
@@ -59,6 +60,7 @@ class Recipe:
     test: int = corpus.SIZES["test"]
     unseen_flite: int = corpus.SIZES["unseen-flite"]
     festival: int = corpus.SIZES["festival"]
+    lookahead: int = corpus.SIZES["lookahead"]
     tokenizer_steps: int = audio_tokenizer.STEPS
     tokenizer_crop: int = audio_tokenizer.CROP_FRAMES  # frames per training cut; 0: whole
     phone_lag: int = audio_tokenizer.PHONE_LAG  # frames the tokenizer's phone labels trail
@@ -87,6 +89,7 @@ def run(out: Path, recipe: Recipe) -> dict:
         "test": recipe.test,
         "unseen-flite": recipe.unseen_flite,
         "festival": recipe.festival,
+        "lookahead": recipe.lookahead,
     }
     corpus_dir, tokenizer_dir = out / "corpus", out / "tokenizer"
     record(
@@ -214,32 +217,38 @@ def scores(out: Path, recipe: Recipe) -> dict:
 
 
 def split_scores(model, rows: list[dict]) -> dict:
-    """corpus_wer, corpus_cer and their *_ci95 ([low, high]) of `model` on corpus rows, rounded
-    to 4 decimals, and the number of utterances scored."""
+    """corpus_wer, corpus_cer and their *_ci95 ([low, high]) of `model` on corpus rows, and
+    lookahead_accuracy (of the words only right context decides) where rows mark them; rounded
+    to 4 decimals, with the number of utterances scored."""
     normalize = get_normalizer("whisper", "en")
     transcripts = transcribe_batch(
         model, [row_pcm(r) for r in rows], [SAMPLE_RATE] * len(rows), batch_size=16
     )
-    counts = [
-        utterance_errors(normalize(r["text"]), normalize(t.text))
-        for r, t in zip(rows, transcripts, strict=True)
-        if normalize(r["text"])
-    ]
+    scored = [(r, t.text) for r, t in zip(rows, transcripts, strict=True) if normalize(r["text"])]
+    counts = [utterance_errors(normalize(r["text"]), normalize(text)) for r, text in scored]
     found = {"utterances": len(counts)}
-    for rate, errors, total in (
-        ("wer", "word_errors", "reference_words"),
-        ("cer", "char_errors", "reference_chars"),
-    ):
-        value, low, high = intervals.ratio([c[errors] for c in counts], [c[total] for c in counts])
-        found[f"corpus_{rate}"] = round(value, 4)
-        found[f"corpus_{rate}_ci95"] = [round(low, 4), round(high, 4)]
+    found |= _rate("corpus_wer", counts, "word_errors", "reference_words")
+    found |= _rate("corpus_cer", counts, "char_errors", "reference_chars")
+    marked = [
+        lookahead_counts(r["text"], r["lookahead"], text, normalize)
+        for r, text in scored
+        if r.get("lookahead")
+    ]
+    if marked:
+        found |= _rate("lookahead_accuracy", marked, "lookahead_hits", "lookahead_words")
     return found
+
+
+def _rate(name: str, counts: list[dict], num: str, den: str) -> dict:
+    """name and name_ci95 (95% bootstrap over utterances), rounded to 4 decimals."""
+    value, low, high = intervals.ratio([c[num] for c in counts], [c[den] for c in counts])
+    return {name: round(value, 4), f"{name}_ci95": [round(low, 4), round(high, 4)]}
 
 
 def bundle(out: Path, data: Path) -> None:
     """Copy the trained models (without their training state), their scores, the recipe's
-    settings and times, and the test split into `data` (data/ of the repository): what
-    `eval.wer` runs offline, and its default; then write their cards."""
+    settings and times, and the test and lookahead splits into `data` (data/ of the
+    repository): what `eval.wer` runs offline, and its default; then write their cards."""
     import datasets
 
     for model_dir in sorted((out / "models").iterdir()):
@@ -249,11 +258,12 @@ def bundle(out: Path, data: Path) -> None:
         shutil.copytree(model_dir, target, ignore=shutil.ignore_patterns(*TRAINING_FILES))
     shutil.copy(out / RECIPE_REPORT, data / MODELS_DIR / RECIPE_REPORT)
     shutil.copy(out / RECIPE_SETTINGS, data / MODELS_DIR / RECIPE_SETTINGS)
-    test = datasets.load_from_disk(str(out / "corpus"))["test"]
+    held_out = datasets.load_from_disk(str(out / "corpus"))
     target = data / TEST_SPLIT_DIR
     if target.exists():
         shutil.rmtree(target)
-    datasets.DatasetDict({"test": test}).save_to_disk(str(target))
+    splits = {s: held_out[s] for s in BUNDLED_SPLITS if s in held_out}
+    datasets.DatasetDict(splits).save_to_disk(str(target))
     cards.write_cards(data)
 
 

@@ -1,7 +1,16 @@
-"""The corpus's language: sentences from a small grammar over about 240 English words.
+"""The corpus's language: sentences from a small grammar over about 300 English words.
 
 Small enough for a model trained for minutes on a CPU to learn, varied enough (eight templates,
 most slots with 10 to 70 words) that test sentences can be ones training never saw.
+
+Lookahead sentences: in the main grammar a word is decided once it has been heard, so a delay
+longer than a word buys nothing. In real speech the words after a word often decide how it is
+spelled. `lookahead_sentence` puts one of a pair of homophones, which the synthesizers speak
+alike ("knight" and "night" are both n'aIt to espeak-ng, N AY1 T to flite), after a word that
+does not tell them apart (a determiner, an adjective), and follows it with a verb that only
+one of the two can take ("the knight bowed", "the night fell"): only a model that waits for the
+verb can spell the noun. The word's index is returned with the sentence, for the corpus's
+`lookahead` column.
 """
 
 from __future__ import annotations
@@ -61,10 +70,42 @@ TEMPLATES = [
 ]
 
 
+# Homophone pairs (spoken alike by espeak-ng, flite and festival), each word with the verbs
+# that only it takes; tests/test_sentences.py checks espeak-ng's phonemes are the same.
+HOMOPHONES = {
+    ("knight", "night"): ("fought bowed", "fell darkened"),
+    ("son", "sun"): ("cried grew", "shone rose"),
+    ("tail", "tale"): ("wagged swished", "began amused"),
+    ("flower", "flour"): ("bloomed wilted", "spilled thickened"),
+    ("pair", "pear"): ("matched argued", "ripened rotted"),
+    ("hare", "hair"): ("hopped bolted", "curled tangled"),
+    ("mail", "male"): ("arrived piled", "sang roared"),
+    ("sail", "sale"): ("fluttered billowed", "opened ended"),
+}
+LOOKAHEAD_TEMPLATES = ["det H cue adv", "det adj H cue prep det noun", "prep det noun det H cue"]
+
+
 def vocabulary() -> list[str]:
-    return sorted({w for words in LEXICON.values() for w in words} | {"and"})
+    homophones = {w for pair, cues in HOMOPHONES.items() for w in (*pair, *" ".join(cues).split())}
+    return sorted({w for words in LEXICON.values() for w in words} | {"and"} | homophones)
 
 
 def sentence(rng: random.Random) -> list[str]:
     template = rng.choice(TEMPLATES).split()
     return [rng.choice(LEXICON[slot]) if slot in LEXICON else slot for slot in template]
+
+
+def lookahead_sentence(rng: random.Random) -> tuple[list[str], int]:
+    """A sentence whose homophone only the verb after it decides, and the homophone's index."""
+    template = rng.choice(LOOKAHEAD_TEMPLATES).split()
+    pair, cues = rng.choice(list(HOMOPHONES.items()))
+    member = rng.randrange(2)
+    words = []
+    for slot in template:
+        if slot == "H":
+            words.append(pair[member])
+        elif slot == "cue":
+            words.append(rng.choice(cues[member].split()))
+        else:
+            words.append(rng.choice(LEXICON[slot]) if slot in LEXICON else slot)
+    return words, template.index("H")
