@@ -130,3 +130,15 @@ def test_rendered_rows_carry_the_lookahead_column(corpus):
         (k,) = row["lookahead"]
         assert row["words"][k]["word"] in {w for pair in HOMOPHONES for w in pair}
     assert all(isinstance(row["lookahead"], list) for row in corpus["test"])
+
+
+def test_the_probe_text_is_the_corpus_lookahead_split_to_speak_elsewhere(corpus, tmp_path):
+    import json
+
+    from dsmlab.train.corpus import main
+
+    sizes = [a for split, n in SIZES.items() for a in (f"--{split}", str(n))]
+    assert main(["--probe-text", str(tmp_path / "p.jsonl"), *sizes, "--seed", "3"]) == 0
+    lines = [json.loads(x) for x in (tmp_path / "p.jsonl").read_text().splitlines()]
+    assert [x["text"] for x in lines] == corpus["lookahead"]["text"]
+    assert [x["lookahead"] for x in lines] == corpus["lookahead"]["lookahead"]

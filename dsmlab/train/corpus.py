@@ -2,6 +2,7 @@
 and noises, with exact word times.
 
     python -m dsmlab.train.corpus --out runs/recipe/corpus
+    python -m dsmlab.train.corpus --probe-text probe.jsonl --lookahead 200   # text only
 
 Each sentence is spoken in one go (`speech.speak`), so words run into each other as in speech,
 and each word's start and end come from the synthesizer itself; then the utterance goes
@@ -26,6 +27,7 @@ utterances is spoken by a fresh process. Chunks are kept as they finish: a kille
 from __future__ import annotations
 
 import io
+import json
 import pickle
 import random
 import sys
@@ -299,15 +301,31 @@ def _features():
 
 def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(prog="python -m dsmlab.train.corpus", description=__doc__)
-    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--out", type=Path, help="the corpus folder to write")
     for split in SPLITS:
         parser.add_argument(f"--{split}", type=non_negative_int, default=SIZES[split])
     parser.add_argument("--seed", type=non_negative_int, default=0)
     parser.add_argument("--workers", type=positive_int, default=2)
+    parser.add_argument(
+        "--probe-text",
+        type=Path,
+        help="instead, write the lookahead split's sentences (text, lookahead), the very ones the "
+        "corpus of these sizes and seed holds, as JSON lines to speak with any synthesizer",
+    )
     args = parser.parse_args(argv)
 
     def body() -> int:
         sizes = {s: getattr(args, s.replace("-", "_")) for s in SPLITS}
+        if args.probe_text:
+            lines = [
+                {"text": " ".join(p.words).capitalize() + ".", "lookahead": list(p.lookahead)}
+                for p in plan(sizes, args.seed)["lookahead"]  # the corpus's own probe sentences
+            ]
+            args.probe_text.write_text("".join(json.dumps(line) + "\n" for line in lines))
+            print(args.probe_text)
+            return 0
+        if args.out is None:
+            raise UsageError("name the corpus folder with --out (or ask for --probe-text)")
         if not any(sizes.values()):
             raise UsageError("every split is empty: ask for some utterances")
         print(generate(args.out, sizes, args.seed, args.workers))
