@@ -74,7 +74,14 @@ def against_delay(rows: Sequence[dict], path: Path) -> Path:
     for row in sorted(rows, key=lambda r: r["delay_s"]):
         families.setdefault(dsmlab.model_family(row.get("model", "")), []).append(row)
     panels = [
-        ("WER (%)", [("corpus_wer", "corpus WER", 100)]),
+        (
+            "WER (%)",
+            [
+                ("corpus_wer", "corpus WER", 100),
+                ("lookahead_wer", "words only right context decides", 100),
+                ("other_wer", "the other words", 100),
+            ],
+        ),
         ("median |start error| (ms)", [("start_abs_median_s", "start", 1000)]),
         (
             "latency (s)",

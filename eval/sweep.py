@@ -5,8 +5,9 @@ is given once per delay, as DIR@0.32 (`dsmlab.load`). Every model runs through t
 runner into DIR/<model>/ (resumable); the sweep adds the latency metrics and the flush study
 of `eval.latency`, 95% intervals on WER and paired differences (`metrics.delay_pairs`: between
 consecutive delays of the fixed-delay models and of each conditioned model, and between a
-conditioned model and the fixed-delay one at the same delay), and writes sweep.json, sweep.csv
-and against_delay.png.
+conditioned model and the fixed-delay one at the same delay), the WER of the words only right
+context decides and of the rest when the dataset marks them (`eval.wer`), and writes
+sweep.json, sweep.csv and against_delay.png.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ COLUMNS = [
     "corpus_wer_ci95_high",
     "mean_utterance_wer",
     "corpus_cer",
+    "lookahead_accuracy",
+    "lookahead_wer",
+    "other_wer",
     "start_abs_median_s",
     "end_abs_median_s",
     "start_within_80ms",
@@ -68,10 +72,10 @@ def main(argv: list[str] | None = None) -> int:
                 if not result.is_main:
                     continue
                 summary, extra = latency_summary(result, args.flush_samples, args.batch_size)
+                normalize = options.scoring(args)[0]
+                summary |= metrics.lookahead_metrics(result.records, normalize)
                 if any(r.get("ref_words") for r in result.records if r["status"] == "ok"):
-                    summary |= metrics.timestamp_metrics(
-                        result.records, options.scoring(args)[0], args.collar
-                    )
+                    summary |= metrics.timestamp_metrics(result.records, normalize, args.collar)
                 results = write_results(result, "sweep", summary, extra)
             runs.append((result.model.name, result.model.delay_s, result.records))
             rows.append(

@@ -142,3 +142,31 @@ def test_the_probe_text_is_the_corpus_lookahead_split_to_speak_elsewhere(corpus,
     lines = [json.loads(x) for x in (tmp_path / "p.jsonl").read_text().splitlines()]
     assert [x["text"] for x in lines] == corpus["lookahead"]["text"]
     assert [x["lookahead"] for x in lines] == corpus["lookahead"]["lookahead"]
+
+
+def test_the_probe_spoken_by_another_synthesizer_is_a_dataset_eval_wer_scores(tmp_path):
+    import json
+
+    from dsmlab.train.corpus import main
+    from eval import wer
+
+    probe = tmp_path / "probe.jsonl"
+    speak = ["--speak", "espeak-ng -v en-us -w {wav} {text}"]
+    assert main(["--probe-text", str(probe), "--lookahead", "3", *speak]) == 0
+    lines = [json.loads(x) for x in probe.read_text().splitlines()]
+    assert [x["audio"] for x in lines] == [f"probe/{k:04d}.wav" for k in range(3)]
+    out = tmp_path / "run"
+    assert wer.main(["--model", "synth-d4", "--dataset", str(probe), "--out", str(out)]) == 0
+    summary = json.loads((out / "results.json").read_text())["metrics"]
+    assert summary["lookahead_utterances"] == 3 and summary["lookahead_words"] == 3
+
+
+def test_speak_says_what_failed_in_one_line(tmp_path, capsys):
+    from dsmlab.train.corpus import main
+
+    probe = str(tmp_path / "probe.jsonl")
+    assert main(["--probe-text", probe, "--lookahead", "1", "--speak", "no-such-tts {wav}"]) == 2
+    assert "{text}" in capsys.readouterr().err
+    speak = ["--speak", "no-such-tts {text} {wav}"]
+    assert main(["--probe-text", probe, "--lookahead", "1", *speak]) == 2
+    assert "could not run 'no-such-tts'" in capsys.readouterr().err

@@ -3,6 +3,7 @@ and noises, with exact word times.
 
     python -m dsmlab.train.corpus --out runs/recipe/corpus
     python -m dsmlab.train.corpus --probe-text probe.jsonl --lookahead 200   # text only
+    python -m dsmlab.train.corpus --probe-text probe.jsonl --speak 'espeak-ng -w {wav} {text}'
 
 Each sentence is spoken in one go (`speech.speak`), so words run into each other as in speech,
 and each word's start and end come from the synthesizer itself; then the utterance goes
@@ -30,6 +31,8 @@ import io
 import json
 import pickle
 import random
+import shlex
+import subprocess
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -299,6 +302,30 @@ def _features():
     )
 
 
+def speak_probe(lines: list[dict], probe_file: Path, command: str) -> None:
+    """Speak each line's text with `command` (a template with {text} and {wav}) into
+    <probe_file's stem>/NNNN.wav and add its path, relative to probe_file, as the line's audio:
+    the probe then reads as a JSON Lines dataset, with any synthesizer's voice."""
+    if "{text}" not in command or "{wav}" not in command:
+        raise UsageError(f"--speak needs {{text}} and {{wav}} in its command; got {command!r}")
+    folder = probe_file.parent / probe_file.stem
+    folder.mkdir(parents=True, exist_ok=True)
+    for k, line in enumerate(tqdm(lines, desc="speaking the probe")):
+        wav = folder / f"{k:04d}.wav"
+        argv = [
+            part.replace("{text}", line["text"]).replace("{wav}", str(wav))
+            for part in shlex.split(command)
+        ]
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True)
+        except OSError as error:
+            raise UsageError(f"--speak could not run {argv[0]!r}: {error.strerror}") from None
+        if done.returncode != 0 or not wav.exists():
+            why = done.stderr.strip()[-200:] or f"it wrote no {wav}"
+            raise UsageError(f"--speak failed on line {k} ({shlex.join(argv)}): {why}")
+        line["audio"] = str(wav.relative_to(probe_file.parent))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(prog="python -m dsmlab.train.corpus", description=__doc__)
     parser.add_argument("--out", type=Path, help="the corpus folder to write")
@@ -312,15 +339,26 @@ def main(argv: list[str] | None = None) -> int:
         help="instead, write the lookahead split's sentences (text, lookahead), the very ones the "
         "corpus of these sizes and seed holds, as JSON lines to speak with any synthesizer",
     )
+    parser.add_argument(
+        "--speak",
+        metavar="COMMAND",
+        help="with --probe-text, speak each sentence with this command ({text}: the sentence, "
+        "{wav}: the file it must write), into a folder beside the file, which then names its "
+        "audio: a dataset for eval.wer and eval.sweep",
+    )
     args = parser.parse_args(argv)
 
     def body() -> int:
         sizes = {s: getattr(args, s.replace("-", "_")) for s in SPLITS}
+        if args.speak and not args.probe_text:
+            raise UsageError("--speak speaks the probe: give --probe-text FILE too")
         if args.probe_text:
             lines = [
                 {"text": " ".join(p.words).capitalize() + ".", "lookahead": list(p.lookahead)}
                 for p in plan(sizes, args.seed)["lookahead"]  # the corpus's own probe sentences
             ]
+            if args.speak:
+                speak_probe(lines, args.probe_text, args.speak)
             args.probe_text.write_text("".join(json.dumps(line) + "\n" for line in lines))
             print(args.probe_text)
             return 0
