@@ -202,8 +202,8 @@ def overall(records: list[dict], summaries: list[dict]) -> dict:
         if alone:
             found["alone_corpus_wer"] = metrics.wer_metrics(alone)["corpus_wer"]
             found["in_stream_minus_alone"] = metrics.paired_wer_difference(alone, pooled)
-    else:
-        found["corpus_wer"] = summaries[0]["corpus_wer"] if len(summaries) == 1 else None
+    else:  # whole recordings: their words pooled, the interval over every recording's windows
+        found |= stream_scoring.pooled_wer([w for s in summaries for w in s["windows"]])
     longest = max(summaries, key=lambda s: s["duration_s"])
     found |= {
         "windows": longest["windows"],

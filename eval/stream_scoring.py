@@ -113,8 +113,8 @@ def recording_units(
     hyp = metrics.word_tokens(words, normalize)
     if not ref:
         return []
-    if not hyp:
-        return [{"start_s": None, "reference_words": 1, "word_errors": 1, "hits": 0} for _ in ref]
+    if not hyp:  # nothing written: every word deleted, placed as a deletion with no neighbours
+        return [{"start_s": 0.0, "reference_words": 1, "word_errors": 1, "hits": 0} for _ in ref]
     alignment = jiwer.process_words(" ".join(ref), " ".join(h["word"] for h in hyp))
     units: list[dict] = []
     for chunk in alignment.alignments[0]:
@@ -157,7 +157,9 @@ def by_window(
             i for i, u in enumerate(units) if u["start_s"] >= k * window_s
         ]  # fmt: skip
         words = sum(units[i]["reference_words"] for i in inside)
+        errors = sum(units[i]["word_errors"] for i in inside)
         row = {"start_s": k * window_s, "units": len(inside), "reference_words": words}
+        row["word_errors"] = errors
         row["wer"] = _rate(units, inside)
         if alone is not None:
             row["alone_wer"] = _rate(alone, inside)
@@ -216,13 +218,10 @@ def stream_summary(
     WER by window and by third, the worst window against alone, the collapse point, and the
     paired difference against alone."""
     windows = by_window(units, duration_s, alone, window_s)
-    errors, words = (sum(u[k] for u in units) for k in ("word_errors", "reference_words"))
+    words = sum(u["reference_words"] for u in units)
     sentence_level = "index" in (units[0] if units else {})
-    groups = units if sentence_level else _window_groups(units, window_s)
-    found = intervals.ratio(*([g[k] for g in groups] for k in ("word_errors", "reference_words")))
     summary = {
-        "corpus_wer": round(errors / words, 6) if words else None,
-        "corpus_wer_ci95": [round(found[1], 6), round(found[2], 6)] if found else None,
+        **pooled_wer(units if sentence_level else windows),
         "reference_words": words,
         "collapse_s": collapse_point(units, duration_s, window_s),
         "windows": windows,
@@ -240,15 +239,13 @@ def stream_summary(
     return summary
 
 
-def _window_groups(units: Sequence[dict], window_s: float) -> list[dict]:
-    """Aligned words of a recording gathered by window: the unit its interval resamples."""
-    groups: dict[int, dict] = {}
-    for u in units:
-        empty = {"word_errors": 0, "reference_words": 0}
-        g = groups.setdefault(int(u["start_s"] // window_s), empty)
-        g["word_errors"] += u["word_errors"]
-        g["reference_words"] += u["reference_words"]
-    return list(groups.values())
+def pooled_wer(groups: Sequence[dict]) -> dict:
+    """corpus_wer and its 95% interval, resampling `groups` (sentences, or a recording's
+    windows: its aligned words are not independent, the windows nearly so)."""
+    found = intervals.ratio(*([g[k] for g in groups] for k in ("word_errors", "reference_words")))
+    if found is None:
+        return {"corpus_wer": None, "corpus_wer_ci95": None}
+    return {"corpus_wer": round(found[0], 6), "corpus_wer_ci95": [round(v, 6) for v in found[1:]]}
 
 
 def collapses(row: dict) -> str:

@@ -175,6 +175,8 @@ def test_a_recording_is_aligned_whole_and_its_errors_placed_in_time():
     summary = stream_scoring.stream_summary(units, 90.0, window_s=30.0)
     assert summary["corpus_wer"] == pytest.approx(1 / 2)
     assert [w["wer"] for w in summary["windows"]] == [0.0, 0.0, None]
+    nothing = stream_scoring.recording_units("red blue", [], normalize)  # the model wrote nothing
+    assert stream_scoring.stream_summary(nothing, 90.0, window_s=30.0)["corpus_wer"] == 1.0
 
 
 def test_eval_longform_stitches_runs_and_resumes(tiny_novad_dir, tmp_path, capsys):
@@ -232,6 +234,13 @@ def test_eval_longform_reads_recordings_in_chunks(tiny_novad_dir, tmp_path, monk
         (out / rundir.model_dirname(str(tiny_novad_dir)) / "results.json").read_text()
     )
     assert [s["duration_s"] for s in results["streams"]] == [40.0, 40.0]
+    # two recordings: their words pooled (it was null), with an interval over their windows
+    each = results["streams"]
+    errors = sum(w["word_errors"] for s in each for w in s["windows"])
+    assert sum(s["reference_words"] for s in each) == 6
+    assert results["metrics"]["corpus_wer"] == pytest.approx(errors / 6)
+    low, high = results["metrics"]["corpus_wer_ci95"]
+    assert low <= results["metrics"]["corpus_wer"] <= high
 
 
 def test_streams_leave_out_the_rows_the_runner_skips(tiny_novad_dir, tmp_path):
