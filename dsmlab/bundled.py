@@ -63,10 +63,15 @@ def default_model() -> str | None:
     report = data_dir() / MODELS_DIR / RECIPE_REPORT
     try:
         scores = json.loads(report.read_text())["models"]
-        wer = {name: float(scores[name]["test"]["corpus_wer"]) for name in models}
+        return best_model({name: scores[name] for name in models})
     except (OSError, ValueError, KeyError, TypeError):
         return list(models)[-1]
-    return min(wer, key=wer.get)  # the shorter delay of a tie
+
+
+def best_model(scores: dict[str, dict]) -> str:
+    """The model of a recipe report's `models` with the lowest test WER (of a tie, the first:
+    the shorter delay)."""
+    return min(scores, key=lambda name: float(scores[name]["test"]["corpus_wer"]))
 
 
 def test_split() -> Path:

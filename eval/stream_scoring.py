@@ -229,10 +229,7 @@ def stream_summary(
     if sentence_level:
         summary["thirds"] = by_third(units, alone)
     if alone is not None:
-        summary["alone_corpus_wer"] = round(
-            sum(u["word_errors"] for u in alone) / max(1, sum(u["reference_words"] for u in alone)),
-            6,
-        )
+        summary["alone_corpus_wer"] = pooled_wer(alone)["corpus_wer"]
         summary["in_stream_minus_alone"] = metrics.paired_wer_difference(alone, units)
         gaps = [w["wer"] - w["alone_wer"] for w in windows if w["wer"] is not None]
         summary["worst_window_minus_alone"] = round(max(gaps), 6) if gaps else None

@@ -168,11 +168,14 @@ def run_stream(
             batch = torch.from_numpy(frame).to(model.device).view(1, 1, -1)
             tokens.append(int(stepper.step_tensors(batch)[0][0]))
             bar.update(1)
-            if len(tokens) % per_window == 0:
+            fed_frames = len(tokens) - prefix  # windows are of the stream, not of the prefix
+            if fed_frames == 0:
+                started = time.perf_counter()
+            elif fed_frames > 0 and fed_frames % per_window == 0:
                 windows.append(_window(len(windows), window_s, started, model.device))
                 started = time.perf_counter()
-        if len(tokens) % per_window:
-            seconds = (len(tokens) % per_window) / model.frame_rate
+        if (len(tokens) - prefix) % per_window:
+            seconds = ((len(tokens) - prefix) % per_window) / model.frame_rate
             windows.append(_window(len(windows), seconds, started, model.device, window_s))
         flushed = stepper.flush([0])
     audio_s = fed[0] / dsmlab.SAMPLE_RATE

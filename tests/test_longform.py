@@ -280,3 +280,14 @@ def test_the_report_shows_long_streams_beside_other_runs(tiny_novad_dir, tmp_pat
     md = (tmp_path / "rep" / "report.md").read_text()
     row = md[md.index("## Long streams") :].split("\n| ")[3]
     assert row.startswith(tiny_novad_dir.name) and "wer_by_position.png" in md
+
+
+def test_resource_windows_are_of_the_stream_not_of_the_silence_prefix(tiny_novad):
+    import dataclasses
+
+    with_prefix = dataclasses.replace(tiny_novad, prefix_s=1.0)  # as Kyutai's stt-2.6b-en
+    audio = [np.zeros(24_000 * 5, np.float32), np.zeros(24_000 * 5, np.float32)]
+    run = streams.run_stream(with_prefix, iter(audio), window_s=4.0)
+    assert [w["start_s"] for w in run.windows] == [0.0, 4.0, 8.0]
+    assert [w["audio_s"] for w in run.windows] == [4.0, 4.0, 2.0]  # 10 s fed, 1 s prefix not
+    assert run.audio_s == 10.0

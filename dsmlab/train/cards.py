@@ -20,11 +20,18 @@ from huggingface_hub import DatasetCard as HubDatasetCard
 from huggingface_hub import DatasetCardData, EvalResult, ModelCard, ModelCardData
 
 from ..audio import FRAME_RATE
-from ..bundled import MODELS_DIR, RECIPE_REPORT, RECIPE_SETTINGS, TEST_SPLIT_DIR, data_dir
+from ..bundled import (
+    MODELS_DIR,
+    RECIPE_REPORT,
+    RECIPE_SETTINGS,
+    TEST_SPLIT_DIR,
+    best_model,
+    data_dir,
+)
 from ..checkpoint import CONFIG_NAME
 from ..cli import ArgumentParser, run_cli
 from ..errors import UsageError
-from .corpus import SPLIT_NOTES
+from .corpus import SPLIT_NOTES, STORE_RATE
 from .sentences import vocabulary
 
 CARD_NAME = "README.md"  # the hub reads a repository's card from this file
@@ -67,7 +74,7 @@ def model_card(name: str, report: dict, config: dict, recipe: dict | None = None
     scores = report["models"][name]
     delay = scores["delay_s"]
     words = len(vocabulary())
-    best = min(report["models"], key=lambda m: report["models"][m]["test"]["corpus_wer"])
+    best = best_model(report["models"])
     default = "It is the bundle's default model (lowest test WER). " if name == best else ""
     data = ModelCardData(
         language="en",
@@ -171,6 +178,7 @@ def dataset_card(split_dir: Path) -> str:
     """The bundled held-out splits' card: dataset_info, how they were made, the voices."""
     held_out = datasets.load_from_disk(str(split_dir))
     test = held_out["test"]
+    rate = f"{STORE_RATE // 1000} kHz"
     info = test.info.copy()
     info.splits = datasets.SplitDict()
     for name, split in held_out.items():
@@ -210,7 +218,7 @@ test = datasets.load_from_disk("data/synth-test")["test"]
 
 ## Features
 
-- `audio`: `{{bytes, path}}`, 16 kHz mono FLAC bytes (a plain struct: `datasets` 5 would need
+- `audio`: `{{bytes, path}}`, {rate} mono FLAC bytes (a plain struct: `datasets` 5 would need
   torchcodec to decode an `Audio` column; dsmlab decodes it itself).
 - `text`: the sentence; `words` and `phones`: each with `start` and `end` in seconds.
 - `speaker_id` (`synthesizer:voice`), `synthesizer`, `rate`, `pitch`, `augmentation` (the
