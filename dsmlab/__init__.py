@@ -9,7 +9,7 @@ The names below are the public API; `eval/` uses nothing else.
 from . import cli, intervals
 from .architectures import ARCHITECTURES, build_random, save_random
 from .audio import FRAME_RATE, FRAME_SIZE, SAMPLE_RATE, AudioInput, load_audio, read_chunks
-from .bundled import bundled_models, default_model, test_split
+from .bundled import bundled_models, bundled_runs, default_model, test_split
 from .checkpoint import file_fingerprint, model_identity
 from .cli import run_cli
 from .conditioning import model_family, same_delay
@@ -57,6 +57,7 @@ __all__ = [
     "build_random",
     "cli",
     "bundled_models",
+    "bundled_runs",
     "default_model",
     "end_of_turn_frames",
     "error_rates",

@@ -13,6 +13,7 @@ import json
 import os
 from pathlib import Path
 
+from .conditioning import conditioned_delays, delay_label
 from .errors import DSMLabError, UsageError
 
 DATA_ENV = "DSMLAB_DATA"
@@ -54,6 +55,19 @@ def bundled_models() -> dict[str, Path]:
     return {d.name: d for d in sorted(found, key=lambda d: (delay(d), d.name))}
 
 
+def bundled_runs() -> list[str]:
+    """Every bundled model as a sweep runs it: a fixed-delay model once, a delay-conditioned
+    one at each delay it serves (`name@seconds`)."""
+    runs = []
+    for name, folder in bundled_models().items():
+        try:
+            delays = conditioned_delays(json.loads((folder / "config.json").read_text()))
+        except (OSError, ValueError):
+            delays = []  # loading it gives the precise error
+        runs += [f"{name}@{delay_label(d)}" for d in delays] or [name]
+    return runs
+
+
 def default_model() -> str | None:
     """The bundled model the scripts run when none is named: the one with the lowest WER on the
     bundled test split in the recipe's report; without a report, the longest delay."""
@@ -62,8 +76,8 @@ def default_model() -> str | None:
         return None
     report = data_dir() / MODELS_DIR / RECIPE_REPORT
     try:
-        scores = json.loads(report.read_text())["models"]
-        return best_model({name: scores[name] for name in models})
+        scores = json.loads(report.read_text())["models"]  # the fixed-delay models
+        return best_model({name: scores[name] for name in models if name in scores})
     except (OSError, ValueError, KeyError, TypeError):
         return list(models)[-1]
 

@@ -136,7 +136,7 @@ def fill_defaults(args: argparse.Namespace, script: str, several: bool = False) 
         bundled = list(dsmlab.bundled_models())
         if not bundled:
             raise dsmlab.DSMLabError("no bundled models are installed: pass --model")
-        args.model = bundled if several else dsmlab.default_model()
+        args.model = dsmlab.bundled_runs() if several else dsmlab.default_model()
     if args.out is None:
         name = script if several else f"{script}-{Path(str(args.model)).name}"
         args.out = Path("runs") / name

@@ -46,13 +46,14 @@ METRICS = {
 }
 
 
-def eval_results(name: str, scores: dict) -> list[EvalResult]:
-    """The model-index entries of one model: corpus WER and CER (percent) on each split."""
+def eval_results(scores: dict, delay_s: float | None = None) -> list[EvalResult]:
+    """The model-index entries of one model: corpus WER and CER (percent) on each split; a
+    conditioned model's at `delay_s`, named in the metric's config."""
     results = []
     for split, found in scores.items():
         if not isinstance(found, dict):
             continue
-        for key, (metric, name) in METRICS.items():
+        for key, (metric, label) in METRICS.items():
             if key in found:
                 results.append(
                     EvalResult(
@@ -61,7 +62,8 @@ def eval_results(name: str, scores: dict) -> list[EvalResult]:
                         dataset_name=f"dsmlab synthetic speech, {split} split",
                         dataset_split=split,
                         metric_type=metric,
-                        metric_name=name,
+                        metric_name=label if delay_s is None else f"{label}, at {delay_s:g} s",
+                        metric_config=None if delay_s is None else f"delay {delay_s:g} s",
                         metric_value=round(100 * found[key], 2),
                     )
                 )
@@ -83,7 +85,7 @@ def model_card(name: str, report: dict, config: dict, recipe: dict | None = None
         pipeline_tag="automatic-speech-recognition",
         tags=TAGS,
         model_name=name,
-        eval_results=eval_results(name, scores),
+        eval_results=eval_results(scores),
     )
     rows = [
         f"| {split} | {SPLIT_NOTES.get(split, '')} | {found.get('utterances', '')} | "
@@ -144,6 +146,76 @@ card's metadata.
     return f"---\n{data.to_yaml()}\n---\n{body}"
 
 
+def conditioned_card(name: str, report: dict, config: dict, recipe: dict | None = None) -> str:
+    """The card of the model conditioned on every delay: its scores at each, beside the fixed
+    models'."""
+    at = report["conditioned"][name]
+    data = ModelCardData(
+        language="en",
+        license=LICENSE,
+        library_name="moshi",
+        pipeline_tag="automatic-speech-recognition",
+        tags=[*TAGS, "delay-conditioned"],
+        model_name=name,
+        eval_results=[r for row in at.values() for r in eval_results(row, row["delay_s"])],
+    )
+    fixed = {row["delay_s"]: row for row in report["models"].values()}
+    rows = [
+        f"| {row['delay_s']:g} s | {split} | {_percent(found, 'corpus_wer')} | "
+        f"{_percent(fixed.get(row['delay_s'], {}).get(split, {}), 'corpus_wer')} | "
+        f"{_percent(found, 'corpus_cer')} | {_percent(found, 'lookahead_accuracy')} |"
+        for row in at.values()
+        for split, found in row.items()
+        if isinstance(found, dict)
+    ]
+    delays = ", ".join(f"{row['delay_s']:g}" for row in at.values())
+    example = f"{name}@{next(iter(at.values()))['delay_s']:g}"
+    body = f"""
+# {name}: one small DSM speech-to-text model for every delay ({delays} s)
+
+A Delayed Streams Modeling ([DSM]({DOCS})) speech-to-text model in the layout of Kyutai's STT
+checkpoints, as the bundle's fixed-delay models (dim {config["dim"]}, {config["num_layers"]} \
+layers, the same Mimi), trained once for the steps of one of them, each training stream at one
+of the delays, told which by moshi's own conditioner (a lookup table named `delay`; Kyutai's
+server passes a `conditioning_delay`). Pick the delay when loading; without one it runs at the
+longest. Its semantic-VAD heads were fit at that longest delay.
+
+```python
+import dsmlab
+
+model = dsmlab.load("{example}")
+print(dsmlab.transcribe(model, "speech.wav").text)
+```
+
+`python -m eval.sweep` runs it at every delay beside the fixed models. Kyutai's scripts pass
+no condition: run it through dsmlab (`eval.bench --end-to-end` refuses it).
+
+## How it was made
+
+```bash
+python -m dsmlab.train.recipe --out runs/recipe --bundle
+```
+
+{_training(name, report, recipe)}
+
+## Results
+
+Corpus WER (beside the fixed-delay model of the same delay) and CER, Whisper's normalizer,
+95% bootstrap intervals over utterances; the accuracy on the homophones only the next word
+decides where a split has them (`eval/METRICS.md`).
+
+| delay | split | WER [95% CI] | fixed-delay model's WER | CER [95% CI] | lookahead-word accuracy |
+| --- | --- | --- | --- | --- | --- |
+{chr(10).join(rows)}
+
+## Limits
+
+As the fixed-delay models': synthetic speech, a {len(vocabulary())}-word grammar, voices it \
+never heard cost it most; it serves only the delays it was trained on.
+"""
+    return f"---\n{data.to_yaml()}\n---\n{body}"
+
+
 def _percent(found: dict, key: str) -> str:
     if key not in found:
         return ""
@@ -165,8 +237,7 @@ def _training(name: str, report: dict, recipe: dict | None) -> str:
     if recipe:
         settings = recipe.get("recipe", {})
         seconds = recipe.get("seconds", {})
-        delay = name.rsplit("-d", 1)[-1]
-        lm = seconds.get(f"lm d{delay}")
+        lm = seconds.get(f"lm {name.removeprefix('synth-')}")  # as the recipe names its steps
         shown = ", ".join(f"{k} {v}" for k, v in settings.items() if not isinstance(v, list))
         lines.append(f"Recipe settings: {shown}.")
         if lm:
@@ -252,11 +323,13 @@ def write_cards(data: Path) -> list[Path]:
     recipe_path = data / MODELS_DIR / RECIPE_SETTINGS
     recipe = json.loads(recipe_path.read_text()) if recipe_path.is_file() else None
     written = []
-    for name in report["models"]:
-        folder = data / MODELS_DIR / name
-        config = json.loads((folder / CONFIG_NAME).read_text())
-        ModelCard(model_card(name, report, config, recipe)).save(folder / CARD_NAME)
-        written.append(folder / CARD_NAME)
+    kinds = [(model_card, report["models"]), (conditioned_card, report.get("conditioned", {}))]
+    for card, names in kinds:
+        for name in names:
+            folder = data / MODELS_DIR / name
+            config = json.loads((folder / CONFIG_NAME).read_text())
+            ModelCard(card(name, report, config, recipe)).save(folder / CARD_NAME)
+            written.append(folder / CARD_NAME)
     if (data / TEST_SPLIT_DIR).is_dir():
         path = data / TEST_SPLIT_DIR / CARD_NAME
         HubDatasetCard(dataset_card(data / TEST_SPLIT_DIR)).save(path)

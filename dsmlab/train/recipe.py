@@ -1,5 +1,6 @@
 """The bundled models' whole recipe, one resumable command: corpus -> audio tokenizer -> an LM at
-each delay -> VAD heads -> their scores -> (with --bundle) data/.
+each delay, and one conditioned on every delay -> VAD heads -> their scores -> (with --bundle)
+data/.
 
     python -m dsmlab.train.recipe --out runs/recipe             # about 2 hours on 2 CPU cores
     python -m dsmlab.train.recipe --out runs/recipe --bundle    # then copy into data/
@@ -10,7 +11,8 @@ The LMs train --jobs at a time (default 2), each in a process of its own on its 
 cores, which gives the same weights as training them in turn with that many threads.
 recipe.json keeps each step's wall time and recipe_report.json the scores: WER per model on
 each held-out split (test: espeak-ng voices training never used; unseen-flite; festival, a
-synthesizer training never used) and on validation (training voices).
+synthesizer training never used) and on validation (training voices); the conditioned model
+(`synth-dc`, trained for the steps of one fixed-delay LM) is scored at every delay.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from ..audio import FRAME_RATE, SAMPLE_RATE
 from ..bundled import MODELS_DIR, RECIPE_REPORT, RECIPE_SETTINGS, TEST_SPLIT_DIR, data_dir
 from ..checkpoint import CONFIG_NAME
 from ..cli import ArgumentParser, non_negative_int, positive_int, run_cli
+from ..conditioning import delay_label
 from ..errors import UsageError
 from ..loading import load
 from ..normalizers import get_normalizer
@@ -42,6 +45,7 @@ from . import audio_tokenizer, cards, codes, corpus, lm, vad_heads
 from .audio_tokenizer import row_pcm, split_rows
 from .workers import SPAWN, tied_to_this_process
 
+CONDITIONED = "synth-dc"  # the one LM conditioned on every delay of the recipe
 SCORED_SPLITS = ("test", "unseen-flite", "festival", "lookahead", "validation")
 BUNDLED_SPLITS = ("test", "lookahead")  # held-out espeak-ng voices: the offline test data
 TRAINING_FILES = ("training.pt",)  # left out of a bundled model
@@ -113,13 +117,12 @@ def run(out: Path, recipe: Recipe) -> dict:
             ),
         )
     )
-    if not all((_model_dir(out, d) / CONFIG_NAME).exists() for d in recipe.delays):
+    models = _models(recipe)
+    if not all((_model_dir(out, d) / CONFIG_NAME).exists() for d in models):
         start = time.perf_counter()
         _encode_training_codes(corpus_dir, tokenizer_dir, recipe.seed)
         record({"training codes": time.perf_counter() - start})
-    unfinished = [
-        d for d in recipe.delays if not (_model_dir(out, d) / vad_heads.REPORT_NAME).exists()
-    ]
+    unfinished = [d for d in models if not (_model_dir(out, d) / vad_heads.REPORT_NAME).exists()]
     if recipe.jobs == 1 or len(unfinished) <= 1:
         for delay in unfinished:
             record(_one_delay(out, recipe, delay))
@@ -155,35 +158,44 @@ def _check_same_recipe(out: Path, earlier: dict, now: dict) -> None:
         )
 
 
-def _one_delay(out: Path, recipe: Recipe, delay: int, threads: int | None = None) -> dict:
-    """The LM of one delay and its VAD heads; their wall times by name."""
+def _models(recipe: Recipe) -> list[int | tuple[int, ...]]:
+    """Each fixed delay (frames), then every delay at once: the conditioned model."""
+    return [*recipe.delays, *([tuple(recipe.delays)] if len(recipe.delays) > 1 else [])]
+
+
+def _one_delay(
+    out: Path, recipe: Recipe, delay: int | tuple[int, ...], threads: int | None = None
+) -> dict:
+    """The LM of one delay (a tuple: conditioned on each) and its VAD heads; their wall times
+    by name."""
     if threads:
         torch.set_num_threads(threads)
     corpus_dir, tokenizer_dir = out / "corpus", out / "tokenizer"
     model_dir = _model_dir(out, delay)
+    short = model_dir.name.removeprefix("synth-")
     seconds = _timed(
-        f"lm d{delay}",
+        f"lm {short}",
         model_dir / CONFIG_NAME,
         lambda: lm.train(
             corpus_dir,
             tokenizer_dir,
             model_dir,
-            delay,
+            list(delay) if isinstance(delay, tuple) else delay,
             steps=recipe.lm_steps,
             seed=recipe.seed,
             stream_frames=recipe.stream_frames,
         ),
     )
     seconds |= _timed(
-        f"vad heads d{delay}",
+        f"vad heads {short}",
         model_dir / vad_heads.REPORT_NAME,
         lambda: vad_heads.add_vad_heads(model_dir, corpus_dir, tokenizer_dir),
     )
     return seconds
 
 
-def _model_dir(out: Path, delay: int) -> Path:
-    return out / "models" / f"synth-d{delay}"
+def _model_dir(out: Path, delay: int | tuple[int, ...]) -> Path:
+    return out / "models" / (CONDITIONED if isinstance(delay, tuple) else f"synth-d{delay}")
 
 
 def _encode_training_codes(corpus_dir: Path, tokenizer_dir: Path, seed: int) -> None:
@@ -204,16 +216,20 @@ def _timed(name: str, done: Path, work: Callable[[], object]) -> dict[str, float
 
 def scores(out: Path, recipe: Recipe) -> dict:
     """Corpus WER and CER of every model on every held-out split (Whisper's normalizer), each
-    with its 95% bootstrap interval over utterances."""
-    table: dict[str, dict] = {}
-    for delay in recipe.delays:
-        model = load(_model_dir(out, delay), device="cpu")
-        row = {"delay_s": delay / FRAME_RATE}
-        for split in SCORED_SPLITS:
-            row[split] = split_scores(model, split_rows(out / "corpus", split))
-        table[model.name] = row
-    tokenizer = _load(out / "tokenizer" / "report.json")
-    return {"models": table, "audio_tokenizer": tokenizer}
+    with its 95% bootstrap interval over utterances; the conditioned model's at each delay."""
+    rows = {split: split_rows(out / "corpus", split) for split in SCORED_SPLITS}
+
+    def row(spec: str, delay: int) -> tuple[str, dict]:
+        model = load(spec, device="cpu")
+        found = {split: split_scores(model, rows[split]) for split in SCORED_SPLITS}
+        return model.name, {"delay_s": delay / FRAME_RATE, **found}
+
+    report = {"models": dict(row(str(_model_dir(out, d)), d) for d in recipe.delays)}
+    if len(recipe.delays) > 1:
+        conditioned = str(_model_dir(out, tuple(recipe.delays)))
+        at = [row(f"{conditioned}@{delay_label(d / FRAME_RATE)}", d) for d in recipe.delays]
+        report["conditioned"] = {CONDITIONED: dict(at)}
+    return report | {"audio_tokenizer": _load(out / "tokenizer" / "report.json")}
 
 
 def split_scores(model, rows: list[dict]) -> dict:
