@@ -104,13 +104,19 @@ def _transcribe(args: argparse.Namespace) -> int:
 
 def _models(args: argparse.Namespace) -> int:
     from .bundled import bundled_models, default_model
+    from .conditioning import conditioned_delays
     from .loading import KNOWN_MODELS
 
     default = default_model()
     for name, directory in bundled_models().items():
-        delay = json.loads((directory / "config.json").read_text())["stt_config"]
+        config = json.loads((directory / "config.json").read_text())
+        served = conditioned_delays(config)
+        delay = config["stt_config"]["audio_delay_seconds"]
+        delays = (
+            "delays " + ", ".join(f"{d:.2f}" for d in served) if served else f"delay {delay:.2f}"
+        )
         mark = ", the default" if name == default else ""
-        print(f"{name:24s} bundled, delay {delay['audio_delay_seconds']:.2f} s{mark}  {directory}")
+        print(f"{name:24s} bundled, {delays} s{mark}  {directory}")
     for name, repo in KNOWN_MODELS.items():
         print(f"{name:24s} hf://{repo}")
     return 0

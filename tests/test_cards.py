@@ -22,14 +22,29 @@ def test_every_model_card_parses_and_its_model_index_is_the_recipe_report(name):
     assert card.data.license and card.data.language == "en"
     assert card.data.model_name == name
     found = {(r.dataset_split, r.metric_type): r.metric_value for r in card.data.eval_results}
+    if name in REPORT.get("conditioned", {}):  # one model, scored at each delay
+        at = REPORT["conditioned"][name]
+        found = {(r.metric_config, r.dataset_split, r.metric_type): r.metric_value
+                 for r in card.data.eval_results}  # fmt: skip
+        expected = {
+            (f"delay {row['delay_s']:g} s", split, metric): round(100 * found_[key], 2)
+            for row in at.values()
+            for split, found_ in row.items()
+            if isinstance(found_, dict)
+            for key, (metric, _) in cards.METRICS.items()
+            if key in found_
+        }
+        assert found == expected and len(at) >= 4
+        return
     scores = REPORT["models"][name]
     expected = {
-        (split, metric): round(100 * scores[split][f"corpus_{metric}"], 2)
+        (split, metric): round(100 * scores[split][key], 2)
         for split in scores
         if isinstance(scores[split], dict)
-        for metric in ("wer", "cer")
+        for key, (metric, _) in cards.METRICS.items()
+        if key in scores[split]
     }
-    assert found == expected and ("test", "wer") in found
+    assert found == expected and ("test", "wer") in found and ("lookahead", "accuracy") in found
     low, high = scores["test"]["corpus_wer_ci95"]
     assert f"{100 * low:.1f}, {100 * high:.1f}]" in card.text  # the table carries the interval
 
@@ -37,9 +52,11 @@ def test_every_model_card_parses_and_its_model_index_is_the_recipe_report(name):
 def test_the_dataset_card_describes_the_bundled_split():
     card = DatasetCard.load(DATA / TEST_SPLIT_DIR / cards.CARD_NAME)
     info = card.data.to_dict()["dataset_info"]
-    (split,) = info["splits"]
-    test = datasets.load_from_disk(str(DATA / TEST_SPLIT_DIR))["test"]
-    assert split == {"name": "test", "num_bytes": info["dataset_size"], "num_examples": len(test)}
+    held_out = datasets.load_from_disk(str(DATA / TEST_SPLIT_DIR))
+    assert [s["name"] for s in info["splits"]] == list(held_out) == ["test", "lookahead"]
+    assert [s["num_examples"] for s in info["splits"]] == [len(s) for s in held_out.values()]
+    assert sum(s["num_bytes"] for s in info["splits"]) == info["dataset_size"]
+    test = held_out["test"]
     assert [f["name"] for f in info["features"]] == list(test.features)
     assert all(f"`{voice}`" in card.text for voice in set(test["speaker_id"]))
 

@@ -30,6 +30,26 @@ def test_data_dir_follows_the_documented_rule(tmp_path, monkeypatch):
         bundled.data_dir()
 
 
+def test_a_sweep_runs_a_bundled_conditioned_model_at_each_delay(tmp_path, monkeypatch):
+    from dsmlab.conditioning import delay_conditioner
+
+    for name, delay, extra in (
+        ("m-dc", 0.32, delay_conditioner([0.16, 0.32])),
+        ("m-d2", 0.16, {}),
+        ("m-d4", 0.32, {}),
+    ):
+        (tmp_path / "models" / name).mkdir(parents=True)
+        config = {"stt_config": {"audio_delay_seconds": delay}} | extra
+        (tmp_path / "models" / name / "config.json").write_text(json.dumps(config))
+    monkeypatch.setenv(bundled.DATA_ENV, str(tmp_path))
+    assert bundled.bundled_runs() == ["m-d2", "m-d4", "m-dc@0.16", "m-dc@0.32"]
+    scores = {"test": {"corpus_wer": 0.2}}
+    (tmp_path / "models" / bundled.RECIPE_REPORT).write_text(
+        json.dumps({"models": {"m-d2": scores, "m-d4": scores}})  # the conditioned: apart
+    )
+    assert bundled.default_model() == "m-d2"  # of a tie, the shorter delay; never m-dc
+
+
 @pytest.mark.slow
 def test_a_wheel_installed_elsewhere_runs_the_offline_default(tmp_path):
     # setuptools builds inside the source tree (build/): build from a copy of the project

@@ -18,6 +18,7 @@ TINY = {
     "test": 4,
     "unseen_flite": 2,
     "festival": 2,
+    "lookahead": 2,
     "tokenizer_steps": 4,
     "lm_steps": 20,
     "stream_frames": 60,
@@ -31,7 +32,7 @@ def test_the_recipe_trains_its_delays_at_once_as_it_would_in_turn_and_resumes(
     sizes = {
         k.replace("_", "-"): v
         for k, v in TINY.items()
-        if k in ("train", "validation", "test", "unseen_flite", "festival")
+        if k in ("train", "validation", "test", "unseen_flite", "festival", "lookahead")
     }
     corpus = generate(tmp_path / "corpus", sizes, seed=0)
     tokenizer = audio_tokenizer.build(corpus, tmp_path / "tokenizer", steps=4, batch_size=4)
@@ -44,11 +45,13 @@ def test_the_recipe_trains_its_delays_at_once_as_it_would_in_turn_and_resumes(
         shutil.copytree(tokenizer, out / "tokenizer")
         report = recipe.run(out, recipe.Recipe(**TINY, jobs=jobs))
         assert set(report["models"]) == {"synth-d1", "synth-d2"}
+        # the model conditioned on both delays, scored at each
+        assert set(report["conditioned"]["synth-dc"]) == {"synth-dc@0.08", "synth-dc@0.16"}
         outs[jobs] = out
 
     seconds = json.loads((outs[2] / "recipe.json").read_text())["seconds"]
-    assert {"lm d1", "lm d2", "vad heads d1", "vad heads d2", "scores"} <= set(seconds)
-    for name in ("synth-d1", "synth-d2"):
+    assert {"lm d1", "lm d2", "lm dc", "vad heads d1", "vad heads dc", "scores"} <= set(seconds)
+    for name in ("synth-d1", "synth-d2", "synth-dc"):
         a, b = (dsmlab.load(o / "models" / name, device="cpu") for o in outs.values())
         assert a.has_vad and b.has_vad
         sa, sb = a.lm.state_dict(), b.lm.state_dict()
@@ -65,6 +68,10 @@ def test_the_recipe_trains_its_delays_at_once_as_it_would_in_turn_and_resumes(
         wer = {(r.dataset_split, r.metric_type): r.metric_value for r in card.data.eval_results}
         assert wer[("test", "wer")] == round(100 * report["models"][name]["test"]["corpus_wer"], 2)
         assert "This LM trained in" in card.text  # the times of the bundle's recipe.json
+    conditioned = ModelCard.load(bundle / "models" / "synth-dc" / "README.md")
+    at = {(r.metric_config, r.dataset_split, r.metric_type) for r in conditioned.data.eval_results}
+    assert {("delay 0.08 s", "test", "wer"), ("delay 0.16 s", "lookahead", "accuracy")} <= at
+    assert dsmlab.load(bundle / "models" / "synth-dc", device="cpu").delays_s == [0.08, 0.16]
     assert (bundle / "synth-test" / "README.md").is_file()
 
 
@@ -92,8 +99,8 @@ def test_other_job_and_worker_counts_change_how_fast_not_what_so_a_rerun_goes_on
     (tmp_path / "recipe.json").write_text(json.dumps({"recipe": asdict(made), "seconds": {}}))
     _leave_results(tmp_path, "corpus/dataset_dict.json", "tokenizer/mimi.safetensors")
     _leave_results(tmp_path, "recipe_report.json")
-    for delay in made.delays:
-        _leave_results(tmp_path / "models" / f"synth-d{delay}", "config.json", "vad_report.json")
+    for model in [*(f"synth-d{d}" for d in made.delays), "synth-dc"]:
+        _leave_results(tmp_path / "models" / model, "config.json", "vad_report.json")
     assert recipe.run(tmp_path, replace(made, jobs=1, workers=1)) == {}
 
 
@@ -105,6 +112,7 @@ def test_a_rerun_trains_only_the_unfinished_delays_and_starts_no_processes_for_t
     first, second = made.delays
     _leave_results(tmp_path / "models" / f"synth-d{first}", "config.json", "vad_report.json")
     _leave_results(tmp_path / "models" / f"synth-d{second}", "config.json")
+    _leave_results(tmp_path / "models" / "synth-dc", "config.json", "vad_report.json")
     trained = []
     monkeypatch.setattr(recipe, "_one_delay", lambda out, r, d, *_: trained.append(d) or {})
     monkeypatch.setattr(recipe, "ProcessPoolExecutor", None)  # calling it would fail
