@@ -132,7 +132,7 @@ def against_delay(rows: Sequence[dict], path: Path) -> Path:
             )
         ax.set_xlabel("delay (s)")
         ax.set_ylabel(ylabel)
-        if len(series) > 1 or len(families) > 1:
+        if drawn and (len(series) > 1 or len(families) > 1):
             ax.legend(fontsize=8)
     fig.suptitle("The delay trade-off")
     return _save(fig, path)
