@@ -10,7 +10,7 @@ NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 # figures each notebook must draw on the bundled defaults
 FIGURES = {
     "01_quickstart": 3,
-    "02_delays": 2,
+    "02_delays": 3,
     "03_flush_trick": 3,
     "04_benchmark_report": 1,
     "05_turns_and_confidence": 2,
