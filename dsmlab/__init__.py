@@ -7,6 +7,7 @@ The names below are the public API; `eval/` uses nothing else.
 """
 
 from . import cli, intervals
+from .alignment import AlignedWord, align_words
 from .architectures import ARCHITECTURES, build_random, save_random
 from .audio import FRAME_RATE, FRAME_SIZE, SAMPLE_RATE, AudioInput, load_audio, read_chunks
 from .bundled import bundled_models, bundled_runs, default_model, test_split
@@ -34,6 +35,7 @@ from .vad import EndOfTurnDetector, end_of_turn_frames
 
 __all__ = [
     "ARCHITECTURES",
+    "AlignedWord",
     "AudioInput",
     "DSMLabError",
     "DSMModel",
@@ -53,6 +55,7 @@ __all__ = [
     "Transcript",
     "UsageError",
     "Word",
+    "align_words",
     "available_models",
     "build_random",
     "cli",
