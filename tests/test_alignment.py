@@ -47,7 +47,7 @@ def test_an_empty_transcript_spreads_the_words_over_the_audio():
 
 
 def test_aligned_starts_are_near_the_true_ones_on_the_bundled_split():
-    """The quality the fine-tuning README quotes, on 30 held-out utterances."""
+    """The quality dsmlab/README.md quotes for the whole split, on 30 held-out utterances."""
     rows = datasets.load_from_disk(str(dsmlab.test_split()))["test"].select(range(30))
     model = dsmlab.load(dsmlab.default_model(), device="cpu")
     pcm = [load_audio(r["audio"]["bytes"]) for r in rows]
