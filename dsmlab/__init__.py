@@ -3,7 +3,8 @@
     model = dsmlab.load("stt-2.6b-en")          # or a bundled model, "owner/repo", a folder
     transcript = dsmlab.transcribe(model, "speech.wav")
 
-The names below are the public API; `eval/` uses nothing else.
+The names below are the public API, with `dsmlab.data` (speech datasets, kept out of this
+import for its weight); `eval/` uses nothing else.
 """
 
 from . import cli, intervals

@@ -28,9 +28,9 @@ from moshi.utils.compile import no_compile
 
 import dsmlab
 from dsmlab import ENCODE_AHEAD, pad_for_model
+from dsmlab.data import load_data
 
 from . import end_to_end, options, plots, rundir, runner
-from .data import load_eval_data
 from .results import environment, print_table, write_json
 
 FRAME_BUDGET_S = (
@@ -86,7 +86,7 @@ def speech(utterances: list[torch.Tensor], batch_size: int, seconds: float) -> l
 
 def dataset_speech(dataset: str, max_samples: int | None) -> list[torch.Tensor]:
     """The utterances of a dataset, in its order, as 24 kHz mono."""
-    return [torch.from_numpy(u.audio) for u in load_eval_data(dataset, max_samples=max_samples)]
+    return [torch.from_numpy(u.audio) for u in load_data(dataset, max_samples=max_samples)]
 
 
 @torch.no_grad()

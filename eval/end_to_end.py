@@ -34,8 +34,8 @@ import numpy as np
 import soundfile
 
 import dsmlab
+from dsmlab.data import load_data
 
-from .data import load_eval_data
 from .options import DSMLAB_BATCH
 from .protocols import PROTOCOLS
 from .records import read_records
@@ -122,7 +122,7 @@ def run(
             "delay-conditioned model cannot be compared there; use a fixed-delay model"
         )
     model_dir = model.files["config.json"].parent.resolve()
-    data = load_eval_data(dataset, None, None, None, None, False, None)
+    data = load_data(dataset, None, None, None, None, False, None)
     if not (Path(data.name) / "dataset_dict.json").is_file():
         raise dsmlab.UsageError("--end-to-end needs a local save_to_disk dataset (e.g. synth)")
     lengths = [u.audio.size / dsmlab.SAMPLE_RATE for u in data if u.audio is not None]

@@ -23,9 +23,9 @@ import shlex
 import sys
 
 import dsmlab
+from dsmlab.data import LONG_FORM
 
 from . import metrics, options, plots, rundir, runner, stream_scoring, streams
-from .data import LONG_FORM
 from .records import RecordWriter, read_records
 from .results import environment, print_written, write_json
 

@@ -15,9 +15,9 @@ import torch
 
 import dsmlab
 from dsmlab import cli
+from dsmlab.data import DEFAULT_DATASET, SpeechData, load_data
 
 from . import protocols
-from .data import DEFAULT_DATASET, EvalData, load_eval_data
 
 DSMLAB_BATCH = 32  # the dsmlab protocol's default batch size, as Kyutai's script batches
 
@@ -93,9 +93,9 @@ def apply_threads(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads)
 
 
-def eval_data(args: argparse.Namespace, rank: int = 0, world: int = 1) -> EvalData:
+def eval_data(args: argparse.Namespace, rank: int = 0, world: int = 1) -> SpeechData:
     """The dataset the shared options name (this rank's shard under torchrun)."""
-    return load_eval_data(
+    return load_data(
         args.dataset,
         args.config,
         args.split,

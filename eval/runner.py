@@ -26,9 +26,9 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 import dsmlab
+from dsmlab.data import SpeechData, Utterance
 
 from . import metrics, options, protocols, rundir
-from .data import EvalData, Utterance
 from .records import DONE, RecordWriter, rank_file, read_records, write_records
 from .results import write_json
 
@@ -41,7 +41,7 @@ class Run:
     """What a finished run leaves for the script that asked for it."""
 
     model: dsmlab.DSMModel
-    data: EvalData
+    data: SpeechData
     records: list[dict]
     out: Path
     args: argparse.Namespace  # the script's options, with its own arguments in args.argv
@@ -101,7 +101,7 @@ class Batching:
 
 def _transcribe(
     model,
-    data: EvalData,
+    data: SpeechData,
     writer: RecordWriter,
     done: set[int],
     scoring: tuple,

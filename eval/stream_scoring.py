@@ -26,9 +26,9 @@ import numpy as np
 
 import dsmlab
 from dsmlab import intervals
+from dsmlab.data import Utterance
 
 from . import metrics
-from .data import Utterance
 from .runner import utterance_record
 from .streams import WINDOW_S, Stream
 

@@ -25,8 +25,7 @@ import torch
 from tqdm import tqdm
 
 import dsmlab
-
-from .data import audio_source
+from dsmlab.data import audio_source
 
 GAPS_S = (0.3, 1.2)  # silence between stitched utterances, drawn uniformly
 WINDOW_S = 30.0  # the stream is scored, timed and measured per window of this length

@@ -7,8 +7,8 @@ import pytest
 
 import dsmlab
 from dsmlab.bundled import DATA_ENV, MODELS_DIR, RECIPE_REPORT, bundled_models, default_model
+from dsmlab.data import load_data
 from eval import wer
-from eval.data import load_eval_data
 
 
 def test_at_least_four_delays_from_2_to_16_frames_are_bundled():
@@ -20,7 +20,7 @@ def test_at_least_four_delays_from_2_to_16_frames_are_bundled():
 def test_each_bundled_model_transcribes_test_utterances(name):
     model = dsmlab.load(name, device="cpu")
     assert model.source == str(bundled_models()[name])
-    rows = list(load_eval_data("synth", max_samples=8))
+    rows = list(load_data("synth", max_samples=8))
     found = dsmlab.transcribe_batch(
         model, [u.audio for u in rows], [24000] * len(rows), batch_size=8
     )

@@ -6,14 +6,14 @@ import pytest
 import torch
 
 import dsmlab
+from dsmlab.data import load_data
 from eval import bench, wer
-from eval.data import load_eval_data
 
 pytestmark = pytest.mark.cuda
 
 
 def test_fp32_on_cuda_writes_the_tokens_of_the_cpu():
-    rows = load_eval_data("synth", None, None, None, 4, False, None)
+    rows = load_data("synth", None, None, None, 4, False, None)
     audio = [torch.from_numpy(u.audio) for u in rows]
     tokens = {}
     for device in ("cpu", "cuda"):

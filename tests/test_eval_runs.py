@@ -9,8 +9,8 @@ import pytest
 from evaldata import jsonl_with_files, rows, save_to_disk
 
 import dsmlab
+from dsmlab.data import load_data
 from eval import report, runner, wer
-from eval.data import load_eval_data
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -105,19 +105,19 @@ def test_resume_after_a_killed_run_gives_the_same_results(tiny_novad_dir, tmp_pa
 
 
 def test_local_layouts_load(tmp_path):
-    jsonl = load_eval_data(jsonl_with_files(tmp_path / "j"))
+    jsonl = load_data(jsonl_with_files(tmp_path / "j"))
     assert jsonl.text_column == "sentence" and [u.audio.shape[0] for u in jsonl] == [24000] * 3
     datasets.Dataset.from_list(rows(2)).to_parquet(str(tmp_path / "d.parquet"))
-    parquet = load_eval_data(str(tmp_path / "d.parquet"))
+    parquet = load_data(str(tmp_path / "d.parquet"))
     assert [u.id for u in parquet] == ["utt0", "utt1"]
     folder = tmp_path / "folder"
     folder.mkdir()
     for i, row in enumerate(rows(2)):
         (folder / f"{i}.wav").write_bytes(row["audio"]["bytes"])
     (folder / "metadata.csv").write_text("file_name,transcription\n0.wav,hi there\n1.wav,yes\n")
-    audiofolder = load_eval_data(str(folder), split="train")
+    audiofolder = load_data(str(folder), split="train")
     assert sorted(u.text for u in audiofolder) == ["hi there", "yes"]
-    streamed = load_eval_data(save_to_disk(tmp_path / "s", n=3), streaming=True, max_samples=2)
+    streamed = load_data(save_to_disk(tmp_path / "s", n=3), streaming=True, max_samples=2)
     assert [u.index for u in streamed] == [0, 1] and streamed.size is None
 
 
@@ -150,7 +150,7 @@ def test_missing_transcript_column_lists_the_columns(tmp_path):
     table = [{k: v for k, v in r.items() if k != "text"} for r in rows(2)]
     datasets.Dataset.from_list(table).save_to_disk(str(tmp_path / "ds"))
     with pytest.raises(Exception, match="no transcript column.*the columns are id, audio, words"):
-        load_eval_data(str(tmp_path / "ds"))
+        load_data(str(tmp_path / "ds"))
 
 
 def test_report_escapes_transcripts(tiny_novad_dir, tmp_path):

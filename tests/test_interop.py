@@ -13,9 +13,9 @@ from safetensors import safe_open
 import dsmlab
 from dsmlab.bundled import bundled_models
 from dsmlab.checkpoint import write_checkpoint
+from dsmlab.data import load_data
 from dsmlab.migrate import migrate
 from eval import wer
-from eval.data import load_eval_data
 from eval.records import read_records
 
 UTTERANCES = 3
@@ -23,7 +23,7 @@ UTTERANCES = 3
 
 @pytest.fixture(scope="module")
 def test_speech():
-    return [torch.from_numpy(u.audio) for u in load_eval_data("synth", max_samples=UTTERANCES)]
+    return [torch.from_numpy(u.audio) for u in load_data("synth", max_samples=UTTERANCES)]
 
 
 # Kyutai's scripts pass no condition: the conditioned synth-dc runs in Kyutai's loop with one

@@ -8,8 +8,8 @@ import soundfile
 
 import dsmlab
 from dsmlab.__main__ import main as dsmlab_main
+from dsmlab.data import load_data
 from eval import longform, streams
-from eval.data import load_eval_data
 
 
 @pytest.mark.slow
@@ -31,7 +31,7 @@ def test_the_default_model_keeps_listening_on_a_ten_minute_stream(tmp_path):
 
 @pytest.mark.slow
 def test_transcribe_prints_the_whole_transcript_of_a_ten_minute_file(tmp_path, capsys):
-    data = load_eval_data("synth")
+    data = load_data("synth")
     usable = [u for u in data if u.audio is not None]
     stream = streams.stitch(usable, 600.0, seed=1)
     audio = np.concatenate(

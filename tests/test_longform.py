@@ -15,7 +15,7 @@ RATE = dsmlab.SAMPLE_RATE
 
 
 def utterances(n=5):
-    """Rows as eval.data gives them: 24 kHz audio, reference words in utterance time."""
+    """Rows as dsmlab.data gives them: 24 kHz audio, reference words in utterance time."""
     found = []
     for i in range(n):
         seconds = 1.0 + 0.1 * i

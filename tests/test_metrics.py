@@ -192,13 +192,13 @@ def test_a_transcript_equal_to_its_reference_has_no_lookahead_errors():
 def test_a_bad_lookahead_cell_fails_its_row_with_the_reason(tmp_path):
     import datasets
 
-    from eval.data import load_eval_data
+    from dsmlab.data import load_data
 
     rows = [
         {"audio": {"bytes": b"x", "path": None}, "text": "a b c", "lookahead": [1, 5]},
         {"audio": {"bytes": b"x", "path": None}, "text": "a b c", "lookahead": [2]},
     ]
     datasets.Dataset.from_list(rows).save_to_disk(str(tmp_path / "ds"))
-    first, second = load_eval_data(str(tmp_path / "ds"))
+    first, second = load_data(str(tmp_path / "ds"))
     assert "lookahead cell: expected indices of the reference's 3 words" in first.error
     assert second.lookahead == [2]

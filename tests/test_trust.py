@@ -15,8 +15,8 @@ import pytest
 from evaldata import rows, save_to_disk, wav_bytes
 
 from dsmlab.__main__ import main as dsmlab_main
+from dsmlab.data import load_data
 from eval import report, rundir, timestamps, wer
-from eval.data import load_eval_data
 from eval.records import read_records
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -377,7 +377,7 @@ def test_streaming_reads_every_local_layout_as_the_whole_file_does(tmp_path):
         found = [
             [
                 (u.index, u.text, u.error, u.audio.shape)
-                for u in load_eval_data(data, split="train", streaming=s)
+                for u in load_data(data, split="train", streaming=s)
             ]
             for s in (False, True)
         ]

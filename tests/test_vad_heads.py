@@ -3,8 +3,8 @@ import torch
 
 import dsmlab
 from dsmlab.bundled import bundled_models
+from dsmlab.data import load_data
 from dsmlab.train.vad_heads import END_OF_TURN, HEAD_DIM, SPEAKING, end_of_turn_labels, fit_head
-from eval.data import load_eval_data
 
 
 def test_labels_turn_to_end_of_turn_on_the_first_frame_that_starts_after_the_last_word():
@@ -28,7 +28,7 @@ def test_the_fitted_head_separates_held_out_features():
 def test_bundled_end_of_turn_is_low_while_speaking_and_high_after(name):
     model = dsmlab.load(name, device="cpu")
     assert model.has_vad
-    utterance = next(iter(load_eval_data("synth", max_samples=1)))
+    utterance = next(iter(load_data("synth", max_samples=1)))
     transcript = dsmlab.transcribe(model, utterance.audio, sample_rate=24000)
     last_end = utterance.words[-1]["end"]
     heard_until = (torch.arange(len(transcript.end_of_turn)) + 1) / 12.5 - model.prefix_s

@@ -1,4 +1,4 @@
-"""Local evaluation data, in the layouts people keep on disk, streaming or not.
+"""Local speech data, in the layouts people keep on disk, streaming or not.
 
 - a `datasets.save_to_disk` folder (a Dataset or a DatasetDict);
 - a `.parquet` file;
@@ -18,7 +18,8 @@ from pathlib import Path
 
 import datasets
 
-import dsmlab
+from .checkpoint import file_fingerprint
+from .errors import DSMLabError, UsageError
 
 JSON_SUFFIXES = (".jsonl", ".json")
 SCHEMA_LINES = 200  # lines read to learn a JSON Lines file's fields
@@ -32,7 +33,7 @@ def open_saved(path: Path, split: str, streaming: bool):
     loaded = datasets.load_from_disk(str(path))
     if isinstance(loaded, datasets.DatasetDict):
         if split not in loaded:
-            raise dsmlab.UsageError(
+            raise UsageError(
                 f"{path} has no split '{split}'; it has {', '.join(loaded)} (use --split)"
             )
         loaded = loaded[split]
@@ -47,7 +48,7 @@ def open_table(path: Path, builder: str, streaming: bool, audio_key: str = "audi
     if builder == "csv":
         columns = list(loaded.column_names or [])
         if audio_key not in columns:
-            raise dsmlab.UsageError(f"{path} has no {audio_key} column")
+            raise UsageError(f"{path} has no {audio_key} column")
         base = path.parent.resolve()
         loaded = loaded.rename_column(audio_key, "audio").map(
             lambda row: {"audio": {"bytes": None, "path": str(base / str(row["audio"]))}}
@@ -95,13 +96,13 @@ def parse_line(row: dict) -> dict:
     try:
         parsed = json.loads(row["__json"])
     except json.JSONDecodeError as e:
-        raise dsmlab.DSMLabError(f"malformed JSON line ({e.msg}, column {e.colno})") from None
+        raise DSMLabError(f"malformed JSON line ({e.msg}, column {e.colno})") from None
     if not isinstance(parsed, dict):
-        raise dsmlab.DSMLabError(f"a JSON line must hold an object, not {type(parsed).__name__}")
+        raise DSMLabError(f"a JSON line must hold an object, not {type(parsed).__name__}")
     key = row["__audio_key"]
     audio = parsed.pop(key, None)
     if not isinstance(audio, str) or not audio:
-        raise dsmlab.DSMLabError(f"'{key}' must be an audio file path, got {audio!r:.40}")
+        raise DSMLabError(f"'{key}' must be an audio file path, got {audio!r:.40}")
     return parsed | {"audio": {"bytes": None, "path": str(Path(row["__base"]) / audio)}}
 
 
@@ -109,9 +110,9 @@ def fingerprint(path: Path) -> str | None:
     """A fingerprint of a local file's content (the metadata of an audio folder); the audio
     files a table names are not read for it."""
     if path.is_file():
-        return dsmlab.file_fingerprint(path)
+        return file_fingerprint(path)
     for name in ("metadata.jsonl", "metadata.csv"):
         found = sorted(path.rglob(name))
         if found:
-            return dsmlab.file_fingerprint(found[0])
+            return file_fingerprint(found[0])
     return None

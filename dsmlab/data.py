@@ -1,4 +1,5 @@
-"""Evaluation data: Open ASR Leaderboard aliases, any HF dataset, or local data, one way in.
+"""Speech data for evaluation and fine-tuning: Open ASR Leaderboard aliases, any HF dataset, or
+local data, one way in.
 
 Audio is read with `Audio(decode=False)` and decoded here, on purpose: `datasets` 5 wants
 torchcodec to decode, and a bad row (audio, reference word times, a JSON line) must become a
@@ -17,10 +18,10 @@ import numpy as np
 import torch
 from datasets.distributed import split_dataset_by_node
 
-import dsmlab
-from dsmlab import DSMLabError, UsageError, load_audio
-
 from . import local_data
+from .audio import load_audio
+from .bundled import test_split
+from .errors import DSMLabError, UsageError
 
 TEXT_COLUMNS = ("text", "sentence", "normalized_text", "transcript", "transcription")
 ESB = "hf-audio/esb-datasets-test-only-sorted"
@@ -44,7 +45,7 @@ ALIASES: dict[str, tuple[str, str | None, str]] = {
 LONG_FORM = ("rev16", "earnings21-long", "earnings22-long", "tedlium-long", "meanwhile")
 
 # The bundled synthetic test split (dsmlab.train.corpus): offline, with word times.
-BUNDLED_DATA = {"synth": dsmlab.test_split}
+BUNDLED_DATA = {"synth": test_split}
 DEFAULT_DATASET = "synth"
 
 
@@ -61,11 +62,11 @@ class Utterance:
     lookahead: list[int] | None = None  # indices of reference words only right context decides
     error: str | None = None
     path: str | None = None  # the audio file, when the row names one
-    source: object = None  # the undecoded audio cell, from `EvalData.undecoded`
+    source: object = None  # the undecoded audio cell, from `SpeechData.undecoded`
 
 
 @dataclass
-class EvalData:
+class SpeechData:
     """A dataset ready to iterate, with what a result file must record about it."""
 
     dataset: datasets.Dataset | datasets.IterableDataset
@@ -125,7 +126,7 @@ class EvalData:
         return utt
 
 
-def load_eval_data(
+def load_data(
     spec: str,
     config: str | None = None,
     split: str | None = None,
@@ -135,7 +136,7 @@ def load_eval_data(
     revision: str | None = None,
     rank: int = 0,
     world_size: int = 1,
-) -> EvalData:
+) -> SpeechData:
     """An alias, a hub dataset id, or local data (save_to_disk dir, parquet, jsonl, audiofolder)."""
     if max_samples is not None and max_samples < 1:
         raise UsageError(f"--max-samples must be at least 1, got {max_samples}")
@@ -167,7 +168,7 @@ def load_eval_data(
     if world_size > 1:
         dataset = split_dataset_by_node(dataset, rank, world_size)
         size = None if streaming else len(dataset)
-    return EvalData(
+    return SpeechData(
         dataset=dataset,
         name=name,
         config=config,
