@@ -16,7 +16,10 @@ through a random room, band limit, noise and speed (`augment`). The splits keep 
 - unseen-flite: flite's slt, a voice of a synthesizer training used;
 - festival: festival's voices, a synthesizer training never used;
 - lookahead: the test split's voices, every sentence a lookahead sentence (`sentences`): a
-  homophone that only the word after it decides, its index in the `lookahead` column.
+  homophone that only the word after it decides, its index in the `lookahead` column;
+- festival-train (empty unless asked for): festival's voices on sentences no other split holds,
+  for fine-tuning studies (`dsmlab.train.finetune`); planned last, so asking for it changes
+  no other split.
 
 Every other split holds LOOKAHEAD_SHARE of lookahead sentences.
 
@@ -59,7 +62,8 @@ TRAINING_VOICES = ("train", "validation")  # the splits spoken by training's voi
 TRAIN_FLITE = ("kal", "kal16", "awb", "rms")
 TRAIN_ESPEAK_RATES = (0.8, 1.35)  # speaking rates of training's espeak-ng voices
 FLITE_SHARE = 0.3  # of train and validation utterances
-SPLITS = ("test", "unseen-flite", "festival", "lookahead", "validation", "train")  # planning order
+# planning order
+SPLITS = ("test", "unseen-flite", "festival", "lookahead", "validation", "train", "festival-train")
 LOOKAHEAD_SHARE = 0.2  # of every split's sentences but the lookahead probe's (all of them)
 # What each split's speech is, for reports and cards.
 SPLIT_NOTES = {
@@ -71,6 +75,7 @@ SPLIT_NOTES = {
     "word decides",
     "validation": "training's voices (espeak-ng and flite), sentences training never saw",
     "train": "training's voices (espeak-ng and flite), augmented",
+    "festival-train": "festival's voices, sentences no other split holds: fine-tuning studies",
 }
 # Utterances per split of the bundled models' corpus (the recipe's too).
 SIZES = {
@@ -80,6 +85,7 @@ SIZES = {
     "lookahead": 100,
     "validation": 200,
     "train": 10000,
+    "festival-train": 0,
 }
 CHUNK = 250  # utterances rendered by one process
 VOICE_TRIES = 4  # voices a plan offers, in order
@@ -101,7 +107,7 @@ def voices_of(split: str) -> list[str]:
     """The voice names a split draws from (its synthesizer is implied by the split)."""
     if split == "unseen-flite":
         return ["slt"]
-    if split == "festival":
+    if split in ("festival", "festival-train"):
         return speech.voices("festival")
     every = speech.voices("espeak-ng")
     held_out = [
@@ -168,7 +174,8 @@ def _voice(split: str, espeak_names: list[str], rng: random.Random) -> speech.Vo
         # up to 1.8: with the room's speed, male voices reach a female voice's pitch
         pitch = 1.0 if ("flite", name) in speech.FIXED_PITCH else rng.uniform(0.8, 1.8)
         return speech.Voice("flite", name, rng.uniform(0.85, 1.25), pitch)
-    synthesizer = {"unseen-flite": "flite", "festival": "festival"}.get(split, "espeak-ng")
+    synthesizer = {"unseen-flite": "flite", "festival": "festival", "festival-train": "festival"}
+    synthesizer = synthesizer.get(split, "espeak-ng")
     name = rng.choice(espeak_names)
     fixed = (synthesizer, name) in speech.FIXED_PITCH
     if split in TRAINING_VOICES:

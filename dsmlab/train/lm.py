@@ -125,6 +125,42 @@ def teacher_forced(
     return out, logits[:, 0]
 
 
+def training_codes(
+    batch: list[Example], delay_frames: list[int], vocab: int, card: int, generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(targets, inputs) of one batch: `batch_codes`, and a copy corrupted (`corrupt_inputs`)."""
+    codes = batch_codes(batch, delay_frames)
+    return codes, corrupt_inputs(codes, vocab, card, generator)
+
+
+def text_loss(
+    lm,
+    codes: torch.Tensor,
+    noisy: torch.Tensor,
+    conditions: dict | None,
+    weights: torch.Tensor,
+    total_weight: float | None = None,
+) -> torch.Tensor:
+    """Cross-entropy of the text stream of `codes` predicted from `noisy` (`training_codes`),
+    padding weighted by `weights`, on the LM's device. The weighted sum is divided by
+    `total_weight` (default: this batch's): the shares of a batch split across processes then
+    sum to the whole batch's loss."""
+    codes, noisy = codes.to(lm.device), noisy.to(lm.device)
+    _, logits = teacher_forced(lm, noisy, conditions)
+    targets = codes[:, 0].flatten()
+    summed = torch.nn.functional.cross_entropy(
+        logits.flatten(0, 1).float(), targets, weight=weights, reduction="sum"
+    )
+    return summed / (total_weight or weights[targets].sum())
+
+
+def padding_weights(vocab: int, device) -> torch.Tensor:
+    """Per-token loss weights: padding at PADDING_WEIGHT, as moshi-finetune weighs it."""
+    weights = torch.ones(vocab, device=device)
+    weights[PADDING_ID] = PADDING_WEIGHT
+    return weights
+
+
 def corrupt_inputs(codes: torch.Tensor, vocab: int, card: int, generator) -> torch.Tensor:
     """A copy of `codes` for the input side only (targets stay clean): word tokens (ids > 3)
     replaced by random words with probability TEXT_INPUT_NOISE, audio codes by random codes
@@ -211,8 +247,7 @@ def train(
     state = Checkpointed(out / "training.pt", seed, settings)
     modules = {"lm": lm, "optimizer": optimizer, "schedule": schedule}
     first, log = state.resume(modules)
-    weights = torch.ones(tokenizer.get_piece_size(), device=device)
-    weights[PADDING_ID] = PADDING_WEIGHT
+    weights = padding_weights(tokenizer.get_piece_size(), device)
     with no_compile(), tqdm(total=steps, initial=first, desc=out.name, unit="step") as bar:
         for step in range(first + 1, steps + 1):
             order = torch.Generator().manual_seed(seed * 1_000_003 + step)
@@ -228,13 +263,8 @@ def train(
                     delays[k] for k in torch.randint(len(delays), (batch_size,), generator=order)
                 ]
                 conditions = condition_tensors(lm, [d / FRAME_RATE for d in drawn])
-            codes = batch_codes(batch, drawn)
-            noisy = corrupt_inputs(codes, tokenizer.get_piece_size(), mimi.cardinality, order)
-            codes, noisy = codes.to(device), noisy.to(device)
-            _, logits = teacher_forced(lm, noisy, conditions)
-            loss = torch.nn.functional.cross_entropy(
-                logits.flatten(0, 1), codes[:, 0].flatten(), weight=weights
-            )
+            codes, noisy = training_codes(batch, drawn, len(weights), lm.card, order)
+            loss = text_loss(lm, codes, noisy, conditions, weights)
             optimizer.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(lm.parameters(), 1.0)

@@ -1,0 +1,333 @@
+"""Fine-tune any DSM speech-to-text checkpoint on any dataset dsmlab reads, at its delay or another.
+
+    python -m dsmlab.train.finetune --model synth-d4 --dataset runs/ft/corpus \
+        --split festival-train --steps 400 --out runs/ft/synth-d4-festival
+    python -m dsmlab.train.finetune --model synth-d8 --dataset runs/ft/corpus --split train \
+        --delay 1.28 --out runs/ft/d8-to-1.28
+    python -m dsmlab.train.finetune --model kyutai/stt-1b-en_fr --dataset my/dataset \
+        --split train --lora-rank 64 --device cuda --out runs/ft/stt-1b-mine
+
+`--model` is anything `dsmlab.load` takes; `--dataset` anything the eval scripts take. Word
+times come from the dataset's `words` column, or from aligning the reference to the model's
+own transcript (`finetune_data`; `--align-words` even where the dataset has times). Training
+examples are streams (`stream_examples`: several utterances and silences, longer than the LM's
+context, most cut from the middle), so the tuned model keeps listening on long streams. The
+text stream is rebuilt at `--delay` from the word times, the loss is lm.py's (padding weighted
+as moshi-finetune weighs it, corrupted inputs).
+
+LoRA (`lora`, moshi's own modules) by default, or `--full`. Seeded and resumable: every
+--save-every steps the trainable state goes to <out>/training.pt and the same command
+continues from there. The log of loss and validation WER (on --valid-samples rows held out of
+the dataset, the first entry before any step) is <out>/training_log.json.
+
+Output in <out>: the merged checkpoint in Kyutai's layout (`dsmlab.load`, the eval scripts,
+moshi's strict loader and Kyutai's scripts load it), config.json's `audio_delay_seconds` the
+new delay; `adapter/` (LoRA only): the adapter alone and what it applies to; finetune.json:
+the settings, the data used, peak memory and step time.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import resource
+import sys
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from moshi.utils.compile import no_compile
+from tqdm import tqdm
+
+from ..checkpoint import model_identity, write_checkpoint
+from ..cli import (
+    ArgumentParser,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    run_cli,
+)
+from ..conditioning import check_delay, condition_tensors
+from ..data import SpeechData, load_data
+from ..errors import UsageError
+from ..loading import load
+from ..model import DSMModel
+from . import finetune_data, lora
+from .lm import STREAM_BATCH, padding_weights, text_loss, training_codes, validation_wer
+from .resumable import Checkpointed
+from .stream_examples import stream_example
+
+STEPS = 400
+LEARNING_RATES = {"lora": 2e-3, "full": 2e-4}
+LORA_RANK, LORA_SCALING = 16, 2.0  # moshi's loader defaults the scaling to 2.0
+VALID_SAMPLES = 20
+
+
+def stream_frames_for(model: DSMModel) -> int:
+    """Frames of a training stream: half as long again as the LM's context, so the attention
+    window slides in every example (300 for the bundled models' 200)."""
+    return model.lm.context * 3 // 2
+
+
+def checked_delay(model: DSMModel, delay_s: float | None) -> float:
+    """The delay to tune at: the model's own by default; a new one must be whole frames and
+    inside the LM's attention context; a delay-conditioned model keeps to its delays."""
+    if delay_s is None:
+        return model.delay_s
+    if model.delays_s:
+        return check_delay(delay_s, model.delays_s, model.name, conditioned=True)
+    frames = delay_s * model.frame_rate
+    frame_s = 1 / model.frame_rate
+    if abs(frames - round(frames)) > 1e-3:
+        raise UsageError(
+            f"--delay {delay_s:g} is not a whole number of {frame_s:g} s frames; "
+            f"use e.g. {round(frames) * frame_s:g}"
+        )
+    if round(frames) >= model.lm.context:
+        raise UsageError(
+            f"--delay {delay_s:g} s is past the attention context of {model.name} "
+            f"({model.lm.context * frame_s:g} s): it would write words it can no longer hear"
+        )
+    return round(frames) * frame_s
+
+
+def finetune(
+    model_spec: str,
+    data: SpeechData,
+    out: Path,
+    delay_s: float | None = None,
+    lora_rank: int | None = LORA_RANK,
+    lora_scaling: float = LORA_SCALING,
+    steps: int = STEPS,
+    batch_size: int = STREAM_BATCH,
+    lr: float | None = None,
+    seed: int = 0,
+    device: str | None = None,
+    eval_every: int = 100,
+    save_every: int = 50,
+    valid_samples: int = VALID_SAMPLES,
+    stream_frames: int | None = None,
+    align_words: bool = False,
+) -> Path:
+    """Tune `model_spec` on `data` and write the result to `out`; `lora_rank` None: full
+    fine-tuning. Under torchrun each process takes its share of every batch (data parallel;
+    the gradients summed across processes equal one process's on the whole batch) and rank 0
+    validates and writes. See the module docstring."""
+    rank, world = _distributed()
+    if batch_size % world:
+        raise UsageError(f"--batch-size {batch_size} does not split across {world} processes")
+    if world > 1 and device is None and torch.cuda.is_available():
+        device = f"cuda:{os.environ.get('LOCAL_RANK', 0)}"
+    torch.manual_seed(seed)
+    base = load(model_spec, device=device)
+    base_dtype = base.lm.dtype
+    base.lm.float()
+    delay_s = checked_delay(base, delay_s)
+    for turn in (0, 1) if world > 1 else (0,):  # rank 0 prepares and caches, then the others
+        if (rank == 0) == (turn == 0):
+            prepared = finetune_data.prepare(base, data, valid_samples, out, align_words)
+        if world > 1:
+            dist.barrier()
+    stream_frames = stream_frames or stream_frames_for(base)
+    config = copy.deepcopy(base.config)
+    config["stt_config"]["audio_delay_seconds"] = delay_s
+    lm = base.lm
+    tuned = DSMModel.from_parts(
+        config,
+        base.mimi,
+        lm,
+        base.tokenizer,
+        name=out.name,
+        source=str(out),
+        mimi_config=base.mimi_config,
+    ).at_delay(delay_s)
+    kind = "full" if lora_rank is None else "lora"
+    if lora_rank is not None:
+        lora.add_lora(lm, lora_rank, lora_scaling)
+    lr = lr or LEARNING_RATES[kind]
+    trainable = [p for p in lm.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=lr, weight_decay=0.01, betas=(0.9, 0.95))
+    warmup = max(1, min(50, steps // 10))
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * s / steps)),
+    )
+    settings = {
+        "model": model_identity(base),
+        "data": data.describe(),
+        "delay_s": delay_s,
+        "kind": kind,
+        "lora_rank": lora_rank,
+        "lora_scaling": lora_scaling if lora_rank is not None else None,
+        "steps": steps,
+        "batch_size": batch_size,
+        "lr": lr,
+        "stream_frames": stream_frames,
+        "valid_samples": valid_samples,
+        "align_words": align_words,
+    }
+    state = Checkpointed(out / "training.pt", seed, settings)
+    modules = {"lm": lora.TrainableState(lm), "optimizer": optimizer, "schedule": schedule}
+    first, log = state.resume(modules)
+    weights = padding_weights(base.tokenizer.get_piece_size(), lm.device)
+    delays = [round(delay_s * base.frame_rate)] * batch_size
+    share = batch_size // world
+    conditions = condition_tensors(lm, [delay_s] * share) if base.delays_s else None
+    autocast = (
+        torch.autocast("cuda", dtype=torch.bfloat16) if lm.device.type == "cuda" else nullcontext()
+    )
+    main = rank == 0
+    if first == 0 and valid_samples and main:
+        log.append({"step": 0} | _validation(tuned, prepared.held_out))
+    started, timed_steps = time.perf_counter(), 0
+    bar = tqdm(total=steps, initial=first, desc=out.name, unit="step", disable=not main)
+    with no_compile(), bar:
+        for step in range(first + 1, steps + 1):
+            lm.train()
+            order = torch.Generator().manual_seed(seed * 1_000_003 + step)
+            batch = [stream_example(prepared.examples, stream_frames, order) for _ in delays]
+            codes, noisy = training_codes(batch, delays, len(weights), lm.card, order)
+            total = float(weights.cpu()[codes[:, 0]].sum())  # of the whole batch
+            mine = slice(rank * share, (rank + 1) * share)
+            with autocast:
+                loss = text_loss(lm, codes[mine], noisy[mine], conditions, weights, total)
+            optimizer.zero_grad()
+            loss.backward()
+            if world > 1:
+                for p in trainable:
+                    dist.all_reduce(p.grad)
+                dist.all_reduce(loss := loss.detach())
+            torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+            optimizer.step()
+            schedule.step()
+            timed_steps += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+            entry = {"step": step, "loss": round(loss.item(), 4)}
+            if main and valid_samples and (step % eval_every == 0 or step == steps):
+                entry |= _validation(tuned, prepared.held_out)
+                bar.write(json.dumps(entry))
+            if step == 1 or step % 10 == 0 or "validation_wer" in entry:
+                log.append(entry)
+            if main and (step % save_every == 0 or step == steps):
+                state.save(modules, step, log)
+    step_s = (time.perf_counter() - started) / timed_steps if timed_steps else None
+    report = settings | {
+        "model": model_spec,
+        "base": model_identity(base),
+        "processes": world,
+        "data_used": prepared.summary,
+        "peak_memory_mb": _peak_memory_mb(lm.device),
+        "seconds_per_step": round(step_s, 3) if step_s else None,
+    }
+    lm.eval()
+    if world > 1:
+        dist.barrier()
+    if not main:
+        return out
+    if lora_rank is not None:
+        lora.save_adapter(lm, out / "adapter", report | {"base_config": base.config})
+        lora.merge(lm)
+    lm.to(base_dtype)
+    reports = {"training_log.json": log, "finetune.json": report}
+    return write_checkpoint(tuned, out, reports=reports)
+
+
+def _distributed() -> tuple[int, int]:
+    """(rank, world size) under torchrun, the process group started; (0, 1) otherwise."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return int(os.environ.get("RANK", "0")), world
+
+
+def _validation(model: DSMModel, held_out: list[tuple[str, torch.Tensor]]) -> dict:
+    wer = validation_wer(model, held_out)
+    model.lm.train()
+    return {"validation_wer": wer}
+
+
+def _peak_memory_mb(device: torch.device) -> dict:
+    peak = {"process_rss": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    if device.type == "cuda":
+        peak["cuda_allocated"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+    return peak
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = ArgumentParser(prog="python -m dsmlab.train.finetune", description=__doc__)
+    parser.add_argument("--model", required=True, help="a bundled name, HF repo id or folder")
+    parser.add_argument("--dataset", required=True, help="alias, HF dataset id or local path")
+    parser.add_argument("--config", help="dataset config (name)")
+    parser.add_argument("--split", default="train", help="dataset split (default: train)")
+    parser.add_argument("--text-column", help="transcript column (default: found by name)")
+    parser.add_argument("--max-samples", type=positive_int, help="only the first N rows")
+    parser.add_argument("--delay", type=non_negative_float, help="seconds (default: the model's)")
+    kind = parser.add_mutually_exclusive_group()
+    kind.add_argument("--lora-rank", type=positive_int, default=LORA_RANK)
+    kind.add_argument("--full", action="store_true", help="tune every weight, not an adapter")
+    parser.add_argument("--lora-scaling", type=positive_float, default=LORA_SCALING)
+    parser.add_argument("--steps", type=positive_int, default=STEPS)
+    parser.add_argument("--batch-size", type=positive_int, default=STREAM_BATCH)
+    parser.add_argument(
+        "--lr", type=positive_float, help=f"default: {LEARNING_RATES} by kind of tuning"
+    )
+    parser.add_argument(
+        "--stream-frames",
+        type=positive_int,
+        help="frames of each training stream (default: 1.5 times the LM's context)",
+    )
+    parser.add_argument(
+        "--align-words",
+        action="store_true",
+        help="time the words by aligning them to the model's transcript, even where the "
+        "dataset has word times",
+    )
+    parser.add_argument("--valid-samples", type=non_negative_int, default=VALID_SAMPLES)
+    parser.add_argument("--eval-every", type=positive_int, default=100)
+    parser.add_argument("--save-every", type=positive_int, default=50)
+    parser.add_argument("--seed", type=non_negative_int, default=0)
+    parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
+    parser.add_argument("--threads", type=positive_int, help="CPU threads for torch")
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+
+    def body() -> int:
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        data = load_data(args.dataset, args.config, args.split, args.text_column, args.max_samples)
+        out = finetune(
+            args.model,
+            data,
+            args.out,
+            delay_s=args.delay,
+            lora_rank=None if args.full else args.lora_rank,
+            lora_scaling=args.lora_scaling,
+            steps=args.steps,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            seed=args.seed,
+            device=args.device,
+            eval_every=args.eval_every,
+            save_every=args.save_every,
+            valid_samples=args.valid_samples,
+            stream_frames=args.stream_frames,
+            align_words=args.align_words,
+        )
+        print(out)
+        return 0
+
+    try:
+        return run_cli(body, debug=args.debug)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

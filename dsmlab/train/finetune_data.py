@@ -1,0 +1,145 @@
+"""Fine-tuning data: any dataset dsmlab reads -> training examples for the model being tuned.
+
+Each usable row becomes a `codes.Example`: the model's own Mimi codes of the audio and TAIL_S
+of silence (frame by frame, as inference computes them), and each reference word's tokens
+(the model's tokenizer) and start time. The times come from the dataset's `words` column when
+it has one; otherwise from the model's own timestamped transcript of the audio, aligned to
+the reference (`dsmlab.align_words`), so (audio, text) alone is enough. Rows that cannot be
+used (unreadable audio, empty text) are skipped and counted; none usable is refused.
+
+The examples are cached in the output folder (keyed by the dataset and the model), so a
+resumed fine-tuning does not transcribe and encode again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from ..alignment import align_words
+from ..audio import FRAME_SIZE, SAMPLE_RATE
+from ..checkpoint import model_identity
+from ..data import SpeechData
+from ..errors import DSMLabError
+from ..model import DSMModel
+from ..normalizers import get_normalizer
+from ..transcribe import iter_transcripts
+from .audio_tokenizer import streaming_encode
+from .codes import ENCODE_BATCH, TAIL_S, Example
+
+CACHE_NAME = "examples.pt"
+TRANSCRIBE_BATCH = 16
+
+
+@dataclass
+class FinetuneData:
+    """Training examples, the held-out (text, pcm) pairs for validation WER, and what was used."""
+
+    examples: list[Example]
+    held_out: list[tuple[str, torch.Tensor]]
+    summary: dict = field(default_factory=dict)
+
+
+def prepare(
+    model: DSMModel, data: SpeechData, held_out: int, cache_dir: Path, align: bool = False
+) -> FinetuneData:
+    """The examples of `data` for `model` (at the model's own delay, before any tuning); the
+    last `held_out` usable rows are kept out of training for validation. `align`: time the
+    words by alignment even when the dataset has times."""
+    key = {"data": data.describe(), "model": model_identity(model), "held_out": held_out}
+    key["align"] = align
+    cache = cache_dir / CACHE_NAME
+    if cache.is_file():
+        saved = torch.load(cache, weights_only=False)
+        if saved["key"] == key:
+            return saved["data"]
+    rows, skipped = [], {}
+    for utterance in tqdm(data, total=data.size, desc="reading data", unit="row"):
+        why = utterance.error or ("" if utterance.text.strip() else "empty text")
+        if why:
+            reason = "empty text" if why == "empty text" else "unreadable"
+            skipped[reason] = skipped.get(reason, 0) + 1
+            continue
+        rows.append((utterance.text, torch.from_numpy(utterance.audio), utterance.words))
+    if len(rows) <= held_out:
+        found = ", ".join(f"{n} {why}" for why, n in skipped.items()) or "none skipped"
+        raise DSMLabError(
+            f"{data.name} ({data.split}): {len(rows)} usable rows ({found}); fine-tuning needs "
+            f"more than the {held_out} held out for validation (--valid-samples)"
+        )
+    train_rows, valid_rows = rows[: len(rows) - held_out], rows[len(rows) - held_out :]
+    timed, aligned = word_times(model, train_rows, align)
+    pcms = [_padded(pcm) for _, pcm, _ in train_rows]
+    codes = _encode(model, pcms)
+    tokenizer = model.tokenizer
+    examples = [
+        Example(
+            c.long(),
+            [tokenizer.encode(w["word"]) for w in words],
+            [w["start"] for w in words],
+            [w["end"] for w in words],
+            text,
+        )
+        for c, words, (text, _, _) in zip(codes, timed, train_rows, strict=True)
+    ]
+    summary = {
+        "training_rows": len(examples),
+        "held_out_rows": held_out,
+        "skipped": skipped,
+        "word_times": "dataset" if aligned is None else "aligned to the model's transcript",
+    }
+    if aligned is not None:
+        summary["words_matched"] = aligned
+    prepared = FinetuneData(examples, [(t, pcm) for t, pcm, _ in valid_rows], summary)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_name(f".{cache.name}.tmp")
+    torch.save({"key": key, "data": prepared}, tmp)
+    tmp.replace(cache)
+    return prepared
+
+
+def word_times(
+    model: DSMModel, rows: list[tuple], align: bool = False
+) -> tuple[list[list[dict]], float | None]:
+    """Each row's words with start and end: the dataset's when every row has them (and not
+    `align`), else aligned to the model's transcript for every row (one kind of times for the
+    whole set). Returns them and, when aligned, the share of words matched to a transcript
+    word."""
+    if not align and all(words for _, _, words in rows):
+        return [words for _, _, words in rows], None
+    normalize = get_normalizer("whisper", "en")
+    items = ((k, pcm) for k, (_, pcm, _) in enumerate(rows))
+    timed: list[list[dict]] = [[] for _ in rows]
+    matched = total = 0
+    bar = tqdm(total=len(rows), desc="aligning words", unit="row")
+    for k, transcript in iter_transcripts(model, items, TRANSCRIBE_BATCH):
+        text, pcm, _ = rows[k]
+        aligned = align_words(text, transcript.words, normalize, len(pcm) / SAMPLE_RATE)
+        timed[k] = [{"word": a.word, "start": a.start, "end": a.end} for a in aligned]
+        matched += sum(a.matched for a in aligned)
+        total += len(aligned)
+        bar.update(1)
+    bar.close()
+    return timed, round(matched / max(total, 1), 4)
+
+
+def _padded(pcm: torch.Tensor) -> torch.Tensor:
+    """The utterance, TAIL_S of silence (`stream_examples` cuts or extends it), whole frames."""
+    pcm = torch.nn.functional.pad(pcm.float(), (0, round(TAIL_S * SAMPLE_RATE)))
+    return torch.nn.functional.pad(pcm, (0, -len(pcm) % FRAME_SIZE))
+
+
+@torch.no_grad()
+def _encode(model: DSMModel, pcms: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Codes of every input on the model's Mimi, in batches of similar length (int16 on CPU)."""
+    order = sorted(range(len(pcms)), key=lambda i: len(pcms[i]))
+    codes: list[torch.Tensor | None] = [None] * len(pcms)
+    for first in tqdm(range(0, len(order), ENCODE_BATCH), desc="encoding audio", unit="batch"):
+        chunk = order[first : first + ENCODE_BATCH]
+        batch = [pcms[i].to(model.device) for i in chunk]
+        for i, c in zip(chunk, streaming_encode(model.mimi, batch), strict=True):
+            codes[i] = c.cpu().to(torch.int16)
+    return codes

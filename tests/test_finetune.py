@@ -1,0 +1,198 @@
+"""Fine-tuning (`dsmlab.train.finetune`): LoRA through moshi's own modules, a merged checkpoint
+and an adapter that moshi loads with the same outputs, resume after a kill, word times aligned
+when the data has none, and bad input refused in one line."""
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import soundfile
+import torch
+from evaldata import save_to_disk
+from kyutai_flow import load as kyutai_load
+from moshi.models.loaders import get_moshi_lm
+from safetensors.torch import load_file
+
+import dsmlab
+from dsmlab.checkpoint import lm_kwargs, write_checkpoint
+from dsmlab.data import load_data
+from dsmlab.train import finetune, finetune_data, lora
+from dsmlab.train.lm import teacher_forced
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _logits(lm) -> torch.Tensor:
+    codes = torch.randint(0, 64, (2, 9, 30), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        return teacher_forced(lm, codes)[1]
+
+
+def test_merged_lora_equals_the_adapter_and_loads_strictly_in_moshi(
+    tiny_novad_dir, tmp_path, monkeypatch
+):
+    model = dsmlab.load(tiny_novad_dir, device="cpu")
+    base = _logits(model.lm)
+    lora.add_lora(model.lm, rank=4, scaling=2.0)
+    assert torch.equal(_logits(model.lm), base)  # adapters start at zero: the base model
+    trainable = [n for n, p in model.lm.named_parameters() if p.requires_grad]
+    assert trainable and all(".lora_" in n for n in trainable)
+    generator = torch.Generator().manual_seed(1)
+    for name, p in model.lm.named_parameters():
+        if ".lora_B" in name:  # as if trained
+            p.data = 0.05 * torch.randn(p.shape, generator=generator)
+    adapted = _logits(model.lm)
+    assert not torch.allclose(adapted, base, atol=1e-3)
+    adapter = lora.save_adapter(model.lm, tmp_path / "adapter", {"base": str(tiny_novad_dir)})
+    lora.merge(model.lm)
+    torch.testing.assert_close(_logits(model.lm), adapted, atol=1e-4, rtol=1e-4)
+
+    merged = write_checkpoint(model, tmp_path / "merged")
+    monkeypatch.chdir(merged)  # moshi reads mimi_config_name from the working directory
+    _, _, strict_lm, _ = kyutai_load(directory=merged)
+    torch.testing.assert_close(_logits(strict_lm), adapted, atol=1e-4, rtol=1e-4)
+    config = json.loads((tiny_novad_dir / "config.json").read_text())
+    with_adapter = get_moshi_lm(
+        tiny_novad_dir / "model.safetensors",
+        lm_kwargs=lm_kwargs(config) | {"lora": True, "lora_rank": 4, "lora_scaling": 2.0},
+        device="cpu",
+        dtype=torch.float32,
+        lora_weights=adapter / lora.ADAPTER_WEIGHTS,
+        fuse_lora=True,
+    )
+    torch.testing.assert_close(_logits(with_adapter), adapted, atol=1e-4, rtol=1e-4)
+
+
+def _tune(model_dir, data, out, **kwargs):
+    return finetune.finetune(
+        str(model_dir),
+        data,
+        out,
+        steps=4,
+        batch_size=2,
+        save_every=2,
+        eval_every=2,
+        valid_samples=2,
+        stream_frames=120,
+        device="cpu",
+        **kwargs,
+    )
+
+
+def test_finetune_writes_a_checkpoint_that_loads_and_resumes_after_a_kill(
+    tiny_novad_dir, tmp_path, monkeypatch
+):
+    data = load_data(save_to_disk(tmp_path / "data", n=8))
+    whole = _tune(tiny_novad_dir, data, tmp_path / "whole", delay_s=0.4)
+    model = dsmlab.load(whole, device="cpu")
+    assert model.delay_s == pytest.approx(0.4)  # the text stream rebuilt at the new delay
+    log = json.loads((whole / "training_log.json").read_text())
+    assert log[0] == {"step": 0, "validation_wer": log[0]["validation_wer"]}  # before a step
+    assert log[-1]["step"] == 4 and "validation_wer" in log[-1]
+    report = json.loads((whole / "finetune.json").read_text())
+    assert report["data_used"]["word_times"] == "dataset"
+    assert report["data_used"]["training_rows"] == 6
+    assert report["peak_memory_mb"]["process_rss"] > 0
+    adapter = load_file(whole / "adapter" / lora.ADAPTER_WEIGHTS)
+    assert adapter and all(".lora_" in k for k in adapter)
+    assert any(v.abs().max() > 0 for k, v in adapter.items() if ".lora_B" in k)  # it trained
+    base = load_file(tiny_novad_dir / "model.safetensors")
+    tuned = load_file(whole / "model.safetensors")
+    assert tuned.keys() == base.keys()
+    assert any(not torch.equal(tuned[k], base[k]) for k in base)
+
+    real = finetune.stream_example
+    drawn = []
+
+    def dies_in_step_three(*args):
+        drawn.append(1)
+        if len(drawn) == 5:  # two streams a step: the fifth is step 3's
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(finetune, "stream_example", dies_in_step_three)
+    with pytest.raises(KeyboardInterrupt):
+        _tune(tiny_novad_dir, data, tmp_path / "killed", delay_s=0.4)
+    assert not (tmp_path / "killed" / "model.safetensors").exists()
+    monkeypatch.setattr(finetune, "stream_example", real)
+    resumed = _tune(tiny_novad_dir, data, tmp_path / "killed", delay_s=0.4)
+    again = load_file(resumed / "model.safetensors")
+    for name, weight in tuned.items():
+        torch.testing.assert_close(again[name], weight, atol=1e-6, rtol=1e-5)
+
+
+def test_without_word_times_the_words_are_aligned_to_the_models_transcript(tmp_path):
+    """(audio, text) only: times from the bundled default model's own transcript, close to
+    the synthesizer's true times."""
+    rows = load_data("synth", split="test", max_samples=10)
+    lines, truth = [], []
+    for k, utterance in enumerate(rows):
+        soundfile.write(tmp_path / f"{k}.wav", utterance.audio, 24000)
+        lines.append(json.dumps({"audio": f"{k}.wav", "text": utterance.text}))
+        truth.append(utterance.words)
+    (tmp_path / "data.jsonl").write_text("\n".join(lines) + "\n")
+    model = dsmlab.load(dsmlab.default_model(), device="cpu")
+    prepared = finetune_data.prepare(
+        model, load_data(str(tmp_path / "data.jsonl")), held_out=2, cache_dir=tmp_path / "out"
+    )
+    assert prepared.summary["word_times"] == "aligned to the model's transcript"
+    assert prepared.summary["words_matched"] > 0.8
+    errors = [
+        abs(start - word["start"])
+        for example, words in zip(prepared.examples, truth, strict=False)
+        for start, word in zip(example.starts, words, strict=True)
+    ]
+    assert len(prepared.examples) == 8 and statistics.median(errors) < 0.06
+    assert (tmp_path / "out" / finetune_data.CACHE_NAME).is_file()
+
+
+def test_bad_input_is_refused_in_one_line(tiny_novad_dir, tmp_path, capsys):
+    (tmp_path / "text_only.jsonl").write_text('{"text": "no audio here"}\n')
+    empty = save_to_disk(tmp_path / "empty", n=3, text="")
+    fine = save_to_disk(tmp_path / "fine", n=4)
+    cases = [
+        (["--dataset", str(tmp_path / "text_only.jsonl")], 2, "no 'audio' column"),
+        (["--dataset", empty], 1, "0 usable rows (3 empty text)"),
+        (["--dataset", fine, "--delay", "0.3"], 2, "not a whole number of 0.08 s frames"),
+        (["--dataset", fine, "--delay", "9.6"], 2, "past the"),
+    ]
+    capsys.readouterr()
+    for extra, status, message in cases:
+        argv = ["--model", str(tiny_novad_dir), "--split", "train", "--out", str(tmp_path / "o")]
+        assert finetune.main(argv + extra) == status
+        err = capsys.readouterr().err.strip()  # progress bars, then the one line
+        last = err.replace("\r", "\n").splitlines()[-1]
+        assert err.count("error:") == 1 and last.startswith("error:") and message in last, err
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_train_as_one_process_on_the_whole_batch(tiny_novad_dir, tmp_path):
+    """torchrun: each process takes half of every batch; the summed gradients are the whole
+    batch's, so two processes end where one does."""
+    data = save_to_disk(tmp_path / "data", n=8)
+    args = ["-m", "dsmlab.train.finetune", "--model", str(tiny_novad_dir), "--dataset", data]
+    args += ["--steps", "3", "--batch-size", "2", "--valid-samples", "2", "--eval-every", "3"]
+    args += ["--stream-frames", "120", "--device", "cpu"]
+    env = os.environ | {"NO_TORCH_COMPILE": "1", "OMP_NUM_THREADS": "1"}
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2"]
+    for launch, out in (([sys.executable], "one"), ([*torchrun, "--master-port", "29563"], "two")):
+        done = subprocess.run(
+            [*launch, *args, "--out", str(tmp_path / out)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+    one = load_file(tmp_path / "one" / "model.safetensors")
+    two = load_file(tmp_path / "two" / "model.safetensors")
+    base = load_file(tiny_novad_dir / "model.safetensors")
+    assert any(not torch.equal(one[k], v) for k, v in base.items())
+    for name, weight in one.items():
+        torch.testing.assert_close(two[name], weight, atol=1e-5, rtol=1e-4)
+    report = json.loads((tmp_path / "two" / "finetune.json").read_text())
+    assert report["processes"] == 2
