@@ -196,3 +196,14 @@ def test_two_gloo_processes_train_as_one_process_on_the_whole_batch(tiny_novad_d
         torch.testing.assert_close(two[name], weight, atol=1e-5, rtol=1e-4)
     report = json.loads((tmp_path / "two" / "finetune.json").read_text())
     assert report["processes"] == 2
+
+
+def test_validation_rows_come_from_another_split_when_asked(tiny_novad, tmp_path):
+    data = load_data(save_to_disk(tmp_path / "train", n=5))
+    other = load_data(save_to_disk(tmp_path / "valid", n=4, text="another sentence here"))
+    kept = finetune_data.prepare(tiny_novad, data, 3, tmp_path / "a")
+    assert len(kept.examples) == 2 and len(kept.held_out) == 3  # the end of the data
+    apart = finetune_data.prepare(tiny_novad, data, 3, tmp_path / "b", validation=other)
+    assert len(apart.examples) == 5
+    assert [text for text, _ in apart.held_out] == ["another sentence here"] * 3
+    assert apart.summary["held_out_rows"] == 3 and "valid" in apart.summary["held_out_from"]

@@ -113,11 +113,13 @@ def finetune(
     valid_samples: int = VALID_SAMPLES,
     stream_frames: int | None = None,
     align_words: bool = False,
+    validation: SpeechData | None = None,
 ) -> Path:
     """Tune `model_spec` on `data` and write the result to `out`; `lora_rank` None: full
-    fine-tuning. Under torchrun each process takes its share of every batch (data parallel;
-    the gradients summed across processes equal one process's on the whole batch) and rank 0
-    validates and writes. See the module docstring."""
+    fine-tuning; `validation`: where the validation rows come from (default: the end of
+    `data`, kept out of training). Under torchrun each process takes its share of every batch
+    (data parallel; the gradients summed across processes equal one process's on the whole
+    batch) and rank 0 validates and writes. See the module docstring."""
     rank, world = _distributed()
     if batch_size % world:
         raise UsageError(f"--batch-size {batch_size} does not split across {world} processes")
@@ -130,7 +132,9 @@ def finetune(
     delay_s = checked_delay(base, delay_s)
     for turn in (0, 1) if world > 1 else (0,):  # rank 0 prepares and caches, then the others
         if (rank == 0) == (turn == 0):
-            prepared = finetune_data.prepare(base, data, valid_samples, out, align_words)
+            prepared = finetune_data.prepare(
+                base, data, valid_samples, out, align_words, validation
+            )
         if world > 1:
             dist.barrier()
     stream_frames = stream_frames or stream_frames_for(base)
@@ -169,6 +173,7 @@ def finetune(
         "lr": lr,
         "stream_frames": stream_frames,
         "valid_samples": valid_samples,
+        "validation": validation.describe() if validation else None,
         "align_words": align_words,
     }
     state = Checkpointed(out / "training.pt", seed, settings)
@@ -288,7 +293,17 @@ def main(argv: list[str] | None = None) -> int:
         help="time the words by aligning them to the model's transcript, even where the "
         "dataset has word times",
     )
-    parser.add_argument("--valid-samples", type=non_negative_int, default=VALID_SAMPLES)
+    parser.add_argument(
+        "--valid-samples",
+        type=non_negative_int,
+        default=VALID_SAMPLES,
+        help=f"rows for validation WER (default: {VALID_SAMPLES}; 0: none)",
+    )
+    parser.add_argument(
+        "--valid-split",
+        help="take them from the start of this split of the dataset (default: the end of "
+        "--split, kept out of training)",
+    )
     parser.add_argument("--eval-every", type=positive_int, default=100)
     parser.add_argument("--save-every", type=positive_int, default=50)
     parser.add_argument("--seed", type=non_negative_int, default=0)
@@ -301,6 +316,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.threads:
             torch.set_num_threads(args.threads)
         data = load_data(args.dataset, args.config, args.split, args.text_column, args.max_samples)
+        validation = None
+        if args.valid_split:
+            validation = load_data(args.dataset, args.config, args.valid_split, args.text_column)
         out = finetune(
             args.model,
             data,
@@ -318,6 +336,7 @@ def main(argv: list[str] | None = None) -> int:
             valid_samples=args.valid_samples,
             stream_frames=args.stream_frames,
             align_words=args.align_words,
+            validation=validation,
         )
         print(out)
         return 0

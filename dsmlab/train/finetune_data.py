@@ -44,33 +44,35 @@ class FinetuneData:
 
 
 def prepare(
-    model: DSMModel, data: SpeechData, held_out: int, cache_dir: Path, align: bool = False
+    model: DSMModel,
+    data: SpeechData,
+    held_out: int,
+    cache_dir: Path,
+    align: bool = False,
+    validation: SpeechData | None = None,
 ) -> FinetuneData:
-    """The examples of `data` for `model` (at the model's own delay, before any tuning); the
-    last `held_out` usable rows are kept out of training for validation. `align`: time the
-    words by alignment even when the dataset has times."""
+    """The examples of `data` for `model` (at the model's own delay, before any tuning) and
+    `held_out` rows for validation: the first of `validation`, or else the last usable rows of
+    `data`, kept out of training. `align`: time the words by alignment even when the dataset
+    has times."""
     key = {"data": data.describe(), "model": model_identity(model), "held_out": held_out}
-    key["align"] = align
+    key |= {"align": align, "validation": validation.describe() if validation else None}
     cache = cache_dir / CACHE_NAME
     if cache.is_file():
         saved = torch.load(cache, weights_only=False)
         if saved["key"] == key:
             return saved["data"]
-    rows, skipped = [], {}
-    for utterance in tqdm(data, total=data.size, desc="reading data", unit="row"):
-        why = utterance.error or ("" if utterance.text.strip() else "empty text")
-        if why:
-            reason = "empty text" if why == "empty text" else "unreadable"
-            skipped[reason] = skipped.get(reason, 0) + 1
-            continue
-        rows.append((utterance.text, torch.from_numpy(utterance.audio), utterance.words))
-    if len(rows) <= held_out:
+    rows, skipped = _usable_rows(data)
+    if validation is not None:
+        train_rows, valid_rows = rows, _usable_rows(validation, held_out)[0]
+    else:
+        train_rows, valid_rows = rows[: len(rows) - held_out], rows[len(rows) - held_out :]
+    if not train_rows:
         found = ", ".join(f"{n} {why}" for why, n in skipped.items()) or "none skipped"
         raise DSMLabError(
             f"{data.name} ({data.split}): {len(rows)} usable rows ({found}); fine-tuning needs "
             f"more than the {held_out} held out for validation (--valid-samples)"
         )
-    train_rows, valid_rows = rows[: len(rows) - held_out], rows[len(rows) - held_out :]
     timed, aligned = word_times(model, train_rows, align)
     pcms = [_padded(pcm) for _, pcm, _ in train_rows]
     codes = _encode(model, pcms)
@@ -87,18 +89,34 @@ def prepare(
     ]
     summary = {
         "training_rows": len(examples),
-        "held_out_rows": held_out,
         "skipped": skipped,
         "word_times": "dataset" if aligned is None else "aligned to the model's transcript",
     }
     if aligned is not None:
         summary["words_matched"] = aligned
+    summary["held_out_rows"] = len(valid_rows)
+    summary["held_out_from"] = f"{(validation or data).name} ({(validation or data).split})"
     prepared = FinetuneData(examples, [(t, pcm) for t, pcm, _ in valid_rows], summary)
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_name(f".{cache.name}.tmp")
     torch.save({"key": key, "data": prepared}, tmp)
     tmp.replace(cache)
     return prepared
+
+
+def _usable_rows(data: SpeechData, limit: int | None = None) -> tuple[list[tuple], dict]:
+    """(text, pcm, words or None) of the rows with audio and text (the first `limit`), and
+    how many were skipped for which reason."""
+    rows, skipped = [], {}
+    for utterance in tqdm(data, total=data.size, desc=f"reading {data.split}", unit="row"):
+        if limit is not None and len(rows) >= limit:
+            break
+        why = "unreadable" if utterance.error else "" if utterance.text.strip() else "empty text"
+        if why:
+            skipped[why] = skipped.get(why, 0) + 1
+            continue
+        rows.append((utterance.text, torch.from_numpy(utterance.audio), utterance.words))
+    return rows, skipped
 
 
 def word_times(
