@@ -177,6 +177,18 @@ def test_a_stream_example_joins_utterances_with_silences_and_shifts_their_words(
     assert 0 < len(from_start) < len(made)  # some begin where a stream begins, most mid-way
 
 
+def test_replay_mixes_the_base_models_utterances_into_a_stream_at_its_share():
+    tuned = [_utterance(k, 20, 2) for k in range(3)]  # code values 1 to 3
+    base = [_utterance(k, 20, 2) for k in range(10, 13)]  # 11 to 13
+    seeds = [torch.Generator().manual_seed(s) for s in range(60)]
+    streams = [stream_example(tuned, 300, g, base, replay_share=0.5) for g in seeds]
+    values = [v for e in streams for v in set(e.codes[0].tolist()) - {0}]
+    replayed = sum(v > 10 for v in values) / len(values)
+    assert 0.3 < replayed < 0.7
+    only = stream_example(tuned, 300, torch.Generator().manual_seed(0), base, replay_share=0.0)
+    assert set(only.codes[0].tolist()) <= {0, 1, 2, 3}
+
+
 def test_stream_training_runs_and_resumes_with_its_settings(tmp_path):
     corpus = generate(tmp_path / "corpus", {"train": 6, "validation": 2}, seed=0)
     tokenizer = audio_tokenizer.build(corpus, tmp_path / "tok", steps=2, batch_size=2)

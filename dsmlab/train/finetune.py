@@ -50,6 +50,7 @@ from ..cli import (
     non_negative_int,
     positive_float,
     positive_int,
+    probability,
     run_cli,
 )
 from ..conditioning import check_delay, condition_tensors
@@ -66,6 +67,7 @@ STEPS = 400
 LEARNING_RATES = {"lora": 2e-3, "full": 2e-4}
 LORA_RANK, LORA_SCALING = 16, 2.0  # moshi's loader defaults the scaling to 2.0
 VALID_SAMPLES = 20
+REPLAY_SHARE = 0.5  # of the utterances in a stream, when --replay-dataset is given
 
 
 def stream_frames_for(model: DSMModel) -> int:
@@ -114,12 +116,16 @@ def finetune(
     stream_frames: int | None = None,
     align_words: bool = False,
     validation: SpeechData | None = None,
+    replay: SpeechData | None = None,
+    replay_share: float = REPLAY_SHARE,
 ) -> Path:
     """Tune `model_spec` on `data` and write the result to `out`; `lora_rank` None: full
     fine-tuning; `validation`: where the validation rows come from (default: the end of
-    `data`, kept out of training). Under torchrun each process takes its share of every batch
-    (data parallel; the gradients summed across processes equal one process's on the whole
-    batch) and rank 0 validates and writes. See the module docstring."""
+    `data`, kept out of training); `replay`: data the base model learned from, mixed into the
+    streams at `replay_share` of their utterances against forgetting. Under torchrun each
+    process takes its share of every batch (data parallel; the gradients summed across
+    processes equal one process's on the whole batch) and rank 0 validates and writes. See
+    the module docstring."""
     rank, world = _distributed()
     if batch_size % world:
         raise UsageError(f"--batch-size {batch_size} does not split across {world} processes")
@@ -135,6 +141,11 @@ def finetune(
             prepared = finetune_data.prepare(
                 base, data, valid_samples, out, align_words, validation
             )
+            replayed = None
+            if replay is not None:
+                replayed = finetune_data.prepare(
+                    base, replay, 0, out, align_words, cache_name="replay.pt"
+                )
         if world > 1:
             dist.barrier()
     stream_frames = stream_frames or stream_frames_for(base)
@@ -175,6 +186,8 @@ def finetune(
         "valid_samples": valid_samples,
         "validation": validation.describe() if validation else None,
         "align_words": align_words,
+        "replay": replay.describe() if replay else None,
+        "replay_share": replay_share if replay else None,
     }
     state = Checkpointed(out / "training.pt", seed, settings)
     modules = {"lm": lora.TrainableState(lm), "optimizer": optimizer, "schedule": schedule}
@@ -195,7 +208,16 @@ def finetune(
         for step in range(first + 1, steps + 1):
             lm.train()
             order = torch.Generator().manual_seed(seed * 1_000_003 + step)
-            batch = [stream_example(prepared.examples, stream_frames, order) for _ in delays]
+            batch = [
+                stream_example(
+                    prepared.examples,
+                    stream_frames,
+                    order,
+                    replayed.examples if replayed else None,
+                    replay_share,
+                )
+                for _ in delays
+            ]
             codes, noisy = training_codes(batch, delays, len(weights), lm.card, order)
             total = float(weights.cpu()[codes[:, 0]].sum())  # of the whole batch
             mine = slice(rank * share, (rank + 1) * share)
@@ -227,6 +249,7 @@ def finetune(
         "base": model_identity(base),
         "processes": world,
         "data_used": prepared.summary,
+        "replay_used": replayed.summary if replayed else None,
         "peak_memory_mb": _peak_memory_mb(lm.device),
         "seconds_per_step": round(step_s, 3) if step_s else None,
     }
@@ -304,6 +327,19 @@ def main(argv: list[str] | None = None) -> int:
         help="take them from the start of this split of the dataset (default: the end of "
         "--split, kept out of training)",
     )
+    parser.add_argument(
+        "--replay-dataset",
+        help="data the base model learned from (or like it), mixed into the training streams "
+        "against forgetting",
+    )
+    parser.add_argument("--replay-split", default="train")
+    parser.add_argument("--replay-samples", type=positive_int, help="only its first N rows")
+    parser.add_argument(
+        "--replay-share",
+        type=probability,
+        default=REPLAY_SHARE,
+        help=f"share of the utterances of a stream drawn from it (default: {REPLAY_SHARE})",
+    )
     parser.add_argument("--eval-every", type=positive_int, default=100)
     parser.add_argument("--save-every", type=positive_int, default=50)
     parser.add_argument("--seed", type=non_negative_int, default=0)
@@ -319,6 +355,11 @@ def main(argv: list[str] | None = None) -> int:
         validation = None
         if args.valid_split:
             validation = load_data(args.dataset, args.config, args.valid_split, args.text_column)
+        replay = None
+        if args.replay_dataset:
+            replay = load_data(
+                args.replay_dataset, None, args.replay_split, None, args.replay_samples
+            )
         out = finetune(
             args.model,
             data,
@@ -337,6 +378,8 @@ def main(argv: list[str] | None = None) -> int:
             stream_frames=args.stream_frames,
             align_words=args.align_words,
             validation=validation,
+            replay=replay,
+            replay_share=args.replay_share,
         )
         print(out)
         return 0

@@ -50,6 +50,7 @@ def prepare(
     cache_dir: Path,
     align: bool = False,
     validation: SpeechData | None = None,
+    cache_name: str = CACHE_NAME,
 ) -> FinetuneData:
     """The examples of `data` for `model` (at the model's own delay, before any tuning) and
     `held_out` rows for validation: the first of `validation`, or else the last usable rows of
@@ -57,7 +58,7 @@ def prepare(
     has times."""
     key = {"data": data.describe(), "model": model_identity(model), "held_out": held_out}
     key |= {"align": align, "validation": validation.describe() if validation else None}
-    cache = cache_dir / CACHE_NAME
+    cache = cache_dir / cache_name
     if cache.is_file():
         saved = torch.load(cache, weights_only=False)
         if saved["key"] == key:

@@ -32,14 +32,25 @@ FROM_START = 0.25  # share of examples that begin where a stream begins (the ini
 TAIL_FRAMES = math.ceil(TAIL_S * FRAME_RATE)  # codes.Example's silent tail, in frames
 
 
-def stream_example(examples: list[Example], frames: int, generator: torch.Generator) -> Example:
-    """One example of `frames` + 1 code frames (LMGen drops frame 0), drawn with `generator`."""
+def stream_example(
+    examples: list[Example],
+    frames: int,
+    generator: torch.Generator,
+    replay: list[Example] | None = None,
+    replay_share: float = 0.0,
+) -> Example:
+    """One example of `frames` + 1 code frames (LMGen drops frame 0), drawn with `generator`.
+    With `replay`, each utterance comes from it with probability `replay_share` (fine-tuning
+    keeps hearing what the model first learned from)."""
     from_start = torch.rand((), generator=generator).item() < FROM_START
     pieces, word_ids, starts, ends, texts = [], [], [], [], []
     offset = 0
     skip = None  # frames cut from the front, drawn once the first utterance is known
     while offset < (skip or 0) + frames + 1:
-        e = examples[int(torch.randint(len(examples), (), generator=generator))]
+        pool = examples
+        if replay and torch.rand((), generator=generator).item() < replay_share:
+            pool = replay
+        e = pool[int(torch.randint(len(pool), (), generator=generator))]
         speech = e.codes.shape[1] - TAIL_FRAMES
         low, high = (math.log(g * FRAME_RATE) for g in GAPS_S)
         gap = round(math.exp(low + (high - low) * torch.rand((), generator=generator).item()))
