@@ -147,6 +147,11 @@ def test_without_word_times_the_words_are_aligned_to_the_models_transcript(tmp_p
         for start, word in zip(example.starts, words, strict=True)
     ]
     assert len(prepared.examples) == 8 and statistics.median(errors) < 0.06
+    # "Peter ... inside." spelled as the bundled tokenizer spells it: never its unknown id
+    unknown = model.tokenizer.unk_id()
+    assert all(unknown not in ids for e in prepared.examples for ids in e.word_ids)
+    assert prepared.summary["words_respelled"] >= 8 and prepared.summary["words_unspellable"] == 0
+    assert model.tokenizer.decode(prepared.examples[0].word_ids[0]) == truth[0][0]["word"]
     assert (tmp_path / "out" / finetune_data.CACHE_NAME).is_file()
 
 

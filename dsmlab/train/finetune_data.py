@@ -32,6 +32,7 @@ from .codes import ENCODE_BATCH, TAIL_S, Example
 
 CACHE_NAME = "examples.pt"
 TRANSCRIBE_BATCH = 16
+SPELLING_RULE = 2  # raised when how words become tokens changes: cached examples are remade
 
 
 @dataclass
@@ -58,6 +59,7 @@ def prepare(
     has times."""
     key = {"data": data.describe(), "model": model_identity(model), "held_out": held_out}
     key |= {"align": align, "validation": validation.describe() if validation else None}
+    key["spelling"] = SPELLING_RULE
     cache = cache_dir / cache_name
     if cache.is_file():
         saved = torch.load(cache, weights_only=False)
@@ -77,11 +79,11 @@ def prepare(
     timed, aligned = word_times(model, train_rows, align)
     pcms = [_padded(pcm) for _, pcm, _ in train_rows]
     codes = _encode(model, pcms)
-    tokenizer = model.tokenizer
+    spell = Speller(model.tokenizer)
     examples = [
         Example(
             c.long(),
-            [tokenizer.encode(w["word"]) for w in words],
+            [spell(w["word"]) for w in words],
             [w["start"] for w in words],
             [w["end"] for w in words],
             text,
@@ -92,6 +94,8 @@ def prepare(
         "training_rows": len(examples),
         "skipped": skipped,
         "word_times": "dataset" if aligned is None else "aligned to the model's transcript",
+        "words_respelled": spell.respelled,
+        "words_unspellable": spell.unspellable,
     }
     if aligned is not None:
         summary["words_matched"] = aligned
@@ -103,6 +107,30 @@ def prepare(
     torch.save({"key": key, "data": prepared}, tmp)
     tmp.replace(cache)
     return prepared
+
+
+class Speller:
+    """A word's tokens in the model's tokenizer. A word it cannot spell (an unknown piece:
+    "Peter." for a tokenizer of lower-case words) is written in its normalized form ("peter")
+    if the tokenizer spells that; else its unknown pieces are dropped. An unknown id in the
+    text stream would teach the model to write it (in moshi's tokenizers it is token 0, the
+    end-of-padding mark). Counts both cases for the summary."""
+
+    def __init__(self, tokenizer) -> None:
+        self.tokenizer, self.unknown = tokenizer, tokenizer.unk_id()
+        self.normalize = get_normalizer("whisper", "en")
+        self.respelled = self.unspellable = 0
+
+    def __call__(self, word: str) -> list[int]:
+        ids = self.tokenizer.encode(word)
+        if self.unknown not in ids:
+            return ids
+        normalized = self.tokenizer.encode(self.normalize(word))
+        if normalized and self.unknown not in normalized:
+            self.respelled += 1
+            return normalized
+        self.unspellable += 1
+        return [i for i in ids if i != self.unknown]
 
 
 def _usable_rows(data: SpeechData, limit: int | None = None) -> tuple[list[tuple], dict]:
