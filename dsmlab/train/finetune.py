@@ -203,7 +203,8 @@ def finetune(
     if first == 0 and valid_samples and main:
         log.append({"step": 0} | _validation(tuned, prepared.held_out))
     started, timed_steps = time.perf_counter(), 0
-    bar = tqdm(total=steps, initial=first, desc=out.name, unit="step", disable=not main)
+    quiet = {} if main else {"disable": True}  # an explicit disable would override TQDM_DISABLE
+    bar = tqdm(total=steps, initial=first, desc=out.name, unit="step", **quiet)
     with no_compile(), bar:
         for step in range(first + 1, steps + 1):
             lm.train()
