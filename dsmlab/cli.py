@@ -5,6 +5,9 @@ Every dsmlab and eval command parses with `ArgumentParser` and runs its body thr
 - any other failure (`DSMLabError`, out of memory, a bug): `error: ...`, exit status 1;
 - Ctrl-C: 130; a closed output pipe (`| head`): a quiet 0;
 - `--debug` (or DSMLAB_DEBUG=1) adds the traceback above the error line.
+
+Under torchrun, `torchrun_rank` starts the process group a command needs and `run_cli` leaves
+it when the body ends, however it ends.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import traceback
 from collections.abc import Callable
 
 import torch
+import torch.distributed as dist
 
 from .errors import DSMLabError, UsageError
 
@@ -42,6 +46,23 @@ class ArgumentParser(argparse.ArgumentParser):
 
 def run_cli(body: Callable[[], int], debug: bool = False) -> int:
     """Run a command's body; every failure becomes one `error:` line and an exit status."""
+    try:
+        return _run(body, debug)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def torchrun_rank() -> tuple[int, int]:
+    """(rank, world size) under torchrun, its process group started (nccl on CUDA, gloo on
+    CPU); (0, 1) otherwise."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return int(os.environ.get("RANK", "0")), world
+
+
+def _run(body: Callable[[], int], debug: bool) -> int:
     debug = debug or os.environ.get(DEBUG_ENV, "") not in ("", "0")
     try:
         return body()

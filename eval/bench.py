@@ -357,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nwritten: {args.out / 'bench.json'}")
         return 0
 
-    return runner.main_guard(body, args)
+    return dsmlab.run_cli(body, debug=args.debug)
 
 
 if __name__ == "__main__":

@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(found) if args.json else describe(found))
         return 0
 
-    return runner.main_guard(body, args)
+    return dsmlab.run_cli(body, debug=args.debug)
 
 
 if __name__ == "__main__":

@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         print_written(args.out)
         return 0
 
-    return runner.main_guard(body, args)
+    return dsmlab.run_cli(body, debug=args.debug)
 
 
 def latency_summary(result: runner.Run, flush_samples: int, batch_size: int):

@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         print_written(args.out)
         return 0
 
-    return runner.main_guard(body, args)
+    return dsmlab.run_cli(body, debug=args.debug)
 
 
 def build(args, recordings: bool) -> tuple[list[streams.Stream], dict]:

@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.out / 'report.md'}\n{args.out / 'report.html'}")
         return 0
 
-    return runner.main_guard(body, args)
+    return dsmlab.run_cli(body, debug=args.debug)
 
 
 def load_run(run_dir: Path) -> dict:

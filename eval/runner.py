@@ -52,7 +52,7 @@ class Run:
 def run(args: argparse.Namespace, model_spec: str, out: Path) -> Iterator[Run]:
     """Transcribe the dataset with the model into `out`, resuming what is already there; the
     directory stays locked until the caller has written its summary."""
-    rank, world = _distributed_setup()
+    rank, world = dsmlab.cli.torchrun_rank()
     rundir.prepare(out)
     with rundir.locked(out, rank):
         device = args.device
@@ -218,25 +218,9 @@ def scorable(text: str, normalize: Callable[[str], str]) -> bool:
     return text.strip() not in SKIP_REFERENCES and bool(normalize(text).strip())
 
 
-def main_guard(body: Callable[[], int], args: argparse.Namespace) -> int:
-    """Run a script body as dsmlab's CLIs do (one-line errors), then leave torch.distributed."""
-    try:
-        return dsmlab.run_cli(body, debug=args.debug)
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
-
-
 def parse(parser, argv: list[str] | None) -> argparse.Namespace:
     """Parse `argv` (the process's arguments when None) and keep them for results.json."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     args.argv = argv
     return args
-
-
-def _distributed_setup() -> tuple[int, int]:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    return int(os.environ.get("RANK", "0")), world

@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         print_written(args.out)
         return 0
 
-    return runner.main_guard(body, args)
+    return dsmlab.run_cli(body, debug=args.debug)
 
 
 if __name__ == "__main__":

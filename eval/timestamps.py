@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         print_written(args.out)
         return 0
 
-    return runner.main_guard(body, args)
+    return dsmlab.run_cli(body, debug=args.debug)
 
 
 _WER_DETAIL = {"substitutions", "deletions", "insertions", "hits", "corpus_cer"}

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import sys
 
+import dsmlab
+
 from . import confidence, metrics, options, plots, runner
 from .results import print_table, print_written, write_manifest, write_results
 
@@ -37,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         print_written(args.out)
         return 0
 
-    return runner.main_guard(body, args)
+    return dsmlab.run_cli(body, debug=args.debug)
 
 
 if __name__ == "__main__":

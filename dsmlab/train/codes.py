@@ -9,6 +9,7 @@ corpus split (keyed by the split's fingerprint).
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,22 +74,31 @@ def encode_split(
 
 
 def _encode(mimi: MimiModel, rows, desc: str) -> list[torch.Tensor]:
-    """Codes of every row, encoded in batches of similar length. The audio is decoded twice
-    (once for the lengths) rather than held: 20000 utterances at 24 kHz take 8 GB."""
-    lengths = [len(_padded_pcm(row)) for row in rows]
+    """Codes of every row. The audio is decoded twice (once for the lengths) rather than held:
+    20000 utterances at 24 kHz take 8 GB."""
+    lengths = [len(tail_padded(row_pcm(row))) for row in rows]
+    return encode_by_length(mimi, lengths, lambda i: tail_padded(row_pcm(rows[i])), desc)
+
+
+def encode_by_length(
+    mimi: MimiModel, lengths: list[int], pcm_of: Callable[[int], torch.Tensor], desc: str
+) -> list[torch.Tensor]:
+    """int16 codes (on the CPU) of inputs 0 .. n - 1, each `pcm_of(i)` of `lengths[i]` samples,
+    encoded frame by frame in batches of similar length on Mimi's device."""
+    device = next(mimi.parameters()).device
     order = sorted(range(len(lengths)), key=lengths.__getitem__)
     codes: list[torch.Tensor | None] = [None] * len(lengths)
     for first in tqdm(range(0, len(order), ENCODE_BATCH), desc=desc, unit="batch"):
         chunk = order[first : first + ENCODE_BATCH]
-        pcms = [_padded_pcm(rows[i]) for i in chunk]
+        pcms = [pcm_of(i).to(device) for i in chunk]
         for i, c in zip(chunk, streaming_encode(mimi, pcms), strict=True):
-            codes[i] = c.to(torch.int16)
+            codes[i] = c.cpu().to(torch.int16)
     return codes
 
 
-def _padded_pcm(row) -> torch.Tensor:
+def tail_padded(pcm: torch.Tensor) -> torch.Tensor:
     """The utterance, TAIL_S of silence, then up to a whole number of frames."""
-    pcm = torch.nn.functional.pad(row_pcm(row), (0, round(TAIL_S * SAMPLE_RATE)))
+    pcm = torch.nn.functional.pad(pcm, (0, round(TAIL_S * SAMPLE_RATE)))
     return torch.nn.functional.pad(pcm, (0, -len(pcm) % FRAME_SIZE))
 
 

@@ -52,6 +52,7 @@ from ..cli import (
     positive_int,
     probability,
     run_cli,
+    torchrun_rank,
 )
 from ..conditioning import check_delay, condition_tensors
 from ..data import SpeechData, load_data
@@ -126,7 +127,7 @@ def finetune(
     process takes its share of every batch (data parallel; the gradients summed across
     processes equal one process's on the whole batch) and rank 0 validates and writes. See
     the module docstring."""
-    rank, world = _distributed()
+    rank, world = torchrun_rank()
     if batch_size % world:
         raise UsageError(f"--batch-size {batch_size} does not split across {world} processes")
     if world > 1 and device is None and torch.cuda.is_available():
@@ -267,14 +268,6 @@ def finetune(
     return write_checkpoint(tuned, out, reports=reports)
 
 
-def _distributed() -> tuple[int, int]:
-    """(rank, world size) under torchrun, the process group started; (0, 1) otherwise."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    return int(os.environ.get("RANK", "0")), world
-
-
 def _validation(model: DSMModel, held_out: list[tuple[str, torch.Tensor]]) -> dict:
     wer = validation_wer(model, held_out)
     model.lm.train()
@@ -376,11 +369,7 @@ def main(argv: list[str] | None = None) -> int:
         print(out)
         return 0
 
-    try:
-        return run_cli(body, debug=args.debug)
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
+    return run_cli(body, debug=args.debug)
 
 
 if __name__ == "__main__":

@@ -20,15 +20,14 @@ import torch
 from tqdm import tqdm
 
 from ..alignment import align_words
-from ..audio import FRAME_SIZE, SAMPLE_RATE
+from ..audio import SAMPLE_RATE
 from ..checkpoint import model_identity
 from ..data import SpeechData
 from ..errors import DSMLabError
 from ..model import DSMModel
 from ..normalizers import get_normalizer
 from ..transcribe import iter_transcripts
-from .audio_tokenizer import streaming_encode
-from .codes import ENCODE_BATCH, TAIL_S, Example
+from .codes import Example, encode_by_length, tail_padded
 
 CACHE_NAME = "examples.pt"
 TRANSCRIBE_BATCH = 16
@@ -77,8 +76,8 @@ def prepare(
             f"more than the {held_out} held out for validation (--valid-samples)"
         )
     timed, aligned = word_times(model, train_rows, align)
-    pcms = [_padded(pcm) for _, pcm, _ in train_rows]
-    codes = _encode(model, pcms)
+    pcms = [tail_padded(pcm) for _, pcm, _ in train_rows]
+    codes = encode_by_length(model.mimi, [len(p) for p in pcms], pcms.__getitem__, "encoding")
     spell = Speller(model.tokenizer)
     examples = [
         Example(
@@ -171,22 +170,3 @@ def word_times(
         bar.update(1)
     bar.close()
     return timed, round(matched / max(total, 1), 4)
-
-
-def _padded(pcm: torch.Tensor) -> torch.Tensor:
-    """The utterance, TAIL_S of silence (`stream_examples` cuts or extends it), whole frames."""
-    pcm = torch.nn.functional.pad(pcm.float(), (0, round(TAIL_S * SAMPLE_RATE)))
-    return torch.nn.functional.pad(pcm, (0, -len(pcm) % FRAME_SIZE))
-
-
-@torch.no_grad()
-def _encode(model: DSMModel, pcms: list[torch.Tensor]) -> list[torch.Tensor]:
-    """Codes of every input on the model's Mimi, in batches of similar length (int16 on CPU)."""
-    order = sorted(range(len(pcms)), key=lambda i: len(pcms[i]))
-    codes: list[torch.Tensor | None] = [None] * len(pcms)
-    for first in tqdm(range(0, len(order), ENCODE_BATCH), desc="encoding audio", unit="batch"):
-        chunk = order[first : first + ENCODE_BATCH]
-        batch = [pcms[i].to(model.device) for i in chunk]
-        for i, c in zip(chunk, streaming_encode(model.mimi, batch), strict=True):
-            codes[i] = c.cpu().to(torch.int16)
-    return codes
