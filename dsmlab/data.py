@@ -156,8 +156,8 @@ def load_data(
     features = None if json_lines else getattr(dataset, "features", None)
     if features is not None and isinstance(features.get("audio"), datasets.Audio):
         dataset = dataset.cast_column("audio", datasets.Audio(decode=False))
-    if max_samples is not None:
-        dataset = dataset.take(max_samples)
+    if max_samples is not None:  # a table holding fewer rows gives them all
+        dataset = dataset.take(max_samples if streaming else min(max_samples, len(dataset)))
     size = None if streaming else len(dataset)
     if size == 0:
         raise DSMLabError(f"{name} ({split}) has no rows")

@@ -119,6 +119,8 @@ def test_local_layouts_load(tmp_path):
     assert sorted(u.text for u in audiofolder) == ["hi there", "yes"]
     streamed = load_data(save_to_disk(tmp_path / "s", n=3), streaming=True, max_samples=2)
     assert [u.index for u in streamed] == [0, 1] and streamed.size is None
+    everything = load_data(str(tmp_path / "s"), max_samples=10)  # more than it holds: all
+    assert [u.index for u in everything] == [0, 1, 2] and everything.size == 3
 
 
 @pytest.mark.parametrize(
