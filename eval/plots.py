@@ -172,9 +172,11 @@ def reliability(curves: dict, path: Path) -> Path:
 
 
 def turn_curves(rows: Sequence[dict], pr_path: Path, latency_path: Path) -> tuple[Path, Path]:
-    """eval.turns: precision against recall per detector (one point per threshold), and the
-    median detection latency against each detector's threshold (silero: its pause rule)."""
-    detectors = sorted({r["detector"] for r in rows})
+    """eval.turns: precision against recall per detector (one point per threshold; silero: per
+    pause rule), and the trade a voice agent makes: median detection latency against F1, and
+    against false triggers per mid-turn pause of each kind."""
+    detectors = list(dict.fromkeys(r["detector"] for r in rows))
+    detectors = [d for d in detectors if any(r["f1"] > 0 for r in rows if r["detector"] == d)]
     fig = _figure(figsize=(5.5, 4.5))
     ax = fig.subplots()
     for name in detectors:
@@ -187,19 +189,21 @@ def turn_curves(rows: Sequence[dict], pr_path: Path, latency_path: Path) -> tupl
     ax.set_title("End-of-turn detection")
     ax.legend(fontsize=8)
     _save(fig, pr_path)
-    fig = _figure(figsize=(10, 3.6))
-    semantic, acoustic = fig.subplots(1, 2)
+    fig = _figure(figsize=(14, 3.8))
+    by_f1, unfinished, finished = fig.subplots(1, 3, sharey=True)
     for name in detectors:
         mine = sorted((r for r in rows if r["detector"] == name), key=lambda r: r["threshold"])
-        ax = acoustic if name == "silero" else semantic
-        xs = [r["threshold"] for r in mine]
-        ax.plot(xs, [r.get("latency_median_s", np.nan) for r in mine], "o-", label=name)
-    semantic.set_xlabel("threshold")
-    acoustic.set_xlabel("silero: pause rule (s)")
-    for ax in (semantic, acoustic):
-        ax.set_ylabel("median latency after the end (s)")
-        ax.legend(fontsize=8)
-    fig.suptitle("End-of-turn detection latency")
+        latency = [r.get("latency_median_s", np.nan) for r in mine]
+        line = by_f1.plot([r["f1"] for r in mine], latency, "o-", label=name)[0]
+        for ax, kind in ((unfinished, "unfinished"), (finished, "finished")):
+            xs = [r[f"{kind}_triggers_per_pause"] for r in mine]
+            ax.plot(xs, latency, "o-", color=line.get_color(), label=name)
+    by_f1.set_xlabel("F1 of end-of-turn events")
+    by_f1.set_ylabel("median latency after the end (s)")
+    unfinished.set_xlabel("false triggers per pause in an unfinished sentence")
+    finished.set_xlabel("false triggers per pause after a finished sentence")
+    by_f1.legend(fontsize=8)
+    fig.suptitle("End-of-turn detection: latency against accuracy (one point per setting)")
     return pr_path, _save(fig, latency_path)
 
 

@@ -1,8 +1,10 @@
 """python -m eval.turns --model M --out DIR: how well end-of-turn is detected, three ways.
 
 Conversations with known turn ends and mid-turn pauses are built from the dataset's word
-times (see `turn_streams`), streamed through the model in real-time order, and each
-detector's events are scored:
+times (`dsmlab.conversations`: turns of one to --sentences utterances alternating between two
+speakers, pauses of --mid-pauses seconds inside unfinished sentences and between a turn's
+finished sentences), streamed through the model in real-time order, and each detector's events
+are scored (`turn_streams`):
 
 - semantic: each VAD head of the model, firing when its probability reaches a threshold
   (every threshold of --thresholds);
@@ -14,9 +16,10 @@ detector's events are scored:
 
 Per detector and threshold: precision, recall and F1 of end-of-turn events within
 --tolerance, detection latency after the true end (median, p90), and false triggers in
-mid-turn pauses (per mid-turn pause, and per minute of audio); 95% bootstrap intervals over
-conversations for F1 and the latency median. Writes turns.json, turns.csv, turns_pr.png and
-turns_latency.png.
+mid-turn pauses (per pause of each kind, and per minute of audio); 95% bootstrap intervals over
+conversations for F1 and the latency median; and per detector the lowest latency at which it
+reaches F1 0.8 and 0.9 (detectors compared at equal accuracy). Writes turns.json, turns.csv,
+turns_pr.png and turns_latency.png (latency against F1 and against false triggers).
 """
 
 from __future__ import annotations
@@ -33,17 +36,11 @@ from silero_vad import load_silero_vad
 
 import dsmlab
 from dsmlab import intervals
+from dsmlab.conversations import END_OF_TURN, MID_TURN, Conversation, build_conversation, plan_turns
 
 from . import options, plots, rundir
 from .results import print_written, write_json
-from .turn_streams import (
-    Conversation,
-    Score,
-    best_per_detector,
-    build_conversation,
-    rates,
-    score_events,
-)
+from .turn_streams import Score, best_per_detector, latency_at_f1, rates, score_events
 
 SILERO_RATE = 16000
 UNMUTE_HALF_LIFE_S, UNMUTE_WARM_UP_STEPS, UNMUTE_HEAD = 0.01, 12, 2
@@ -53,9 +50,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = options.parser("turns", __doc__)
     parser.add_argument("--conversations", type=dsmlab.cli.positive_int, default=20)
     parser.add_argument("--turns", type=dsmlab.cli.positive_int, default=4, help="per conversation")
+    parser.add_argument(
+        "--sentences", type=dsmlab.cli.positive_int, default=2, help="at most, per turn"
+    )
     parser.add_argument("--turn-gap", type=dsmlab.cli.positive_float, default=3.0, help="seconds")
     parser.add_argument(
-        "--mid-pauses", type=dsmlab.cli.positive_float, nargs="+", default=[0.5, 1.0, 1.5]
+        "--mid-pauses",
+        type=dsmlab.cli.positive_float,
+        nargs="+",
+        default=[0.3, 0.6, 1.0, 1.5, 2.0],
+        help="seconds",
     )
     parser.add_argument("--tolerance", type=dsmlab.cli.positive_float, default=2.5, help="seconds")
     parser.add_argument(
@@ -87,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
             conversations = build(args)
             sources = {"dataset": args.dataset, "split": args.split}
             sources["conversations"] = [c.source_ids for c in conversations]
-            settings = ("turn_gap", "mid_pauses", "tolerance", "thresholds", "pauses", "seed")
+            settings = ("sentences", "turn_gap", "mid_pauses", "tolerance", "thresholds")
+            settings += ("pauses", "seed")
             identity = rundir.identity(model, sources, {k: getattr(args, k) for k in settings})
             rundir.claim(args.out, identity, args.overwrite)
             table = evaluate(model, conversations, args)
@@ -98,27 +103,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def build(args) -> list[Conversation]:
-    """Conversations of --turns utterances with word times each, from the dataset's rows."""
+    """--conversations conversations of --turns turns each, from the dataset's rows."""
     data = options.eval_data(args)
     usable = [u for u in data if u.audio is not None and u.words]
-    needed = args.conversations * args.turns
-    if len(usable) < args.turns:
+    if not usable:
         raise dsmlab.DSMLabError(
-            f"{data.name}: {len(usable)} rows with audio and word times; eval.turns needs "
-            f"at least --turns ({args.turns})"
+            f"{data.name}: no row with audio and word times; eval.turns needs word times"
         )
     rng = random.Random(args.seed)
-    picks = [usable[i % len(usable)] for i in range(needed)]
-    rng.shuffle(picks)
+    plans = plan_turns(usable, args.conversations, args.turns, args.sentences, rng)
     return [
-        build_conversation(
-            picks[c * args.turns : (c + 1) * args.turns],
-            dsmlab.SAMPLE_RATE,
-            args.turn_gap,
-            args.mid_pauses,
-            rng,
-        )
-        for c in range(args.conversations)
+        build_conversation(plan, dsmlab.SAMPLE_RATE, [args.turn_gap], args.mid_pauses, rng)
+        for plan in plans
     ]
 
 
@@ -159,6 +155,7 @@ def evaluate(model: dsmlab.DSMModel, conversations: list[Conversation], args) ->
 def row(detector: str, threshold: float, scores: list[Score], minutes: float) -> dict:
     total = sum(scores[1:], scores[0])
     found = {"detector": detector, "threshold": threshold, **rates(total)}
+    found["mid_turn_triggers_per_min"] = sum(total.triggers.values()) / minutes
     picks = intervals.draws(len(scores))
     sampled = [rates(sum((scores[i] for i in pick[1:]), scores[pick[0]]))["f1"] for pick in picks]
     found["f1_ci95"] = [float(np.percentile(sampled, 2.5)), float(np.percentile(sampled, 97.5))]
@@ -167,8 +164,6 @@ def row(detector: str, threshold: float, scores: list[Score], minutes: float) ->
         found["latency_p90_s"] = float(np.percentile(total.latencies, 90))
         median = intervals.pooled([s.latencies for s in scores])
         found["latency_median_s_ci95"] = [median[1], median[2]]
-    found["mid_turn_triggers_per_pause"] = total.mid_turn_triggers / max(total.mid_turn_pauses, 1)
-    found["mid_turn_triggers_per_min"] = total.mid_turn_triggers / minutes
     found["events"], found["ends_of_turn"] = total.events, total.ends
     return found
 
@@ -254,15 +249,16 @@ def write(args, model, conversations, table: list[dict]) -> None:
             "delay_s": model.delay_s,
             "conversations": len(conversations),
             "audio_s": round(sum(c.duration_s for c in conversations), 2),
-            "ends_of_turn": sum(
-                b.kind == "end_of_turn" for c in conversations for b in c.boundaries
-            ),
-            "mid_turn_pauses": sum(
-                b.kind == "mid_turn" for c in conversations for b in c.boundaries
-            ),
+            "ends_of_turn": sum(b.kind == END_OF_TURN for c in conversations for b in c.boundaries),
+            **{
+                f"{kind}_pauses": sum(b.kind == kind for c in conversations for b in c.boundaries)
+                for kind in MID_TURN
+            },
+            "sentences_per_turn_max": args.sentences,
             "tolerance_s": args.tolerance,
             "turn_gap_s": args.turn_gap,
             "mid_pauses_s": args.mid_pauses,
+            "latency_at_f1": latency_at_f1(table),
             "rows": table,
         },
     )
@@ -270,6 +266,9 @@ def write(args, model, conversations, table: list[dict]) -> None:
     best = pd.DataFrame(best_per_detector(table))
     print(f"{model.name}: end of turn, best F1 per detector ({len(conversations)} conversations)")
     print(best.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print("lowest median latency (s) at equal F1, per detector:")
+    fastest = pd.DataFrame(latency_at_f1(table))
+    print(fastest.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print_written(args.out)
 
 

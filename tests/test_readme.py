@@ -3,6 +3,8 @@ import json
 import re
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = [ROOT / "README.md", *sorted((ROOT / "eval").glob("*.md"))]
 DOCS += sorted((ROOT / "dsmlab").rglob("*.md")) + sorted((ROOT / "data").rglob("README.md"))
@@ -41,14 +43,18 @@ def _anchors(doc: Path) -> set[str]:
     return {re.sub(r"[^\w\- ]", "", h.lower()).replace(" ", "-") for h in headings}
 
 
-def test_the_readme_figure_is_the_one_notebook_02_drew():
-    book = json.loads((ROOT / "notebooks" / "02_delays.ipynb").read_text())
+@pytest.mark.parametrize(
+    ("notebook", "figure"),
+    [("02_delays", "delays.png"), ("05_turns_and_confidence", "turns.png")],
+)
+def test_the_readme_figures_are_the_ones_the_notebooks_drew(notebook, figure):
+    book = json.loads((ROOT / "notebooks" / f"{notebook}.ipynb").read_text())
     images = [
         o["data"]["image/png"]
         for cell in book["cells"]
         for o in cell.get("outputs", [])
         if "image/png" in o.get("data", {})
     ]
-    figure = ROOT / "notebooks" / "figures" / "delays.png"
-    assert f"]({figure.relative_to(ROOT)})" in (ROOT / "README.md").read_text()
-    assert figure.read_bytes() == base64.b64decode(images[0])
+    path = ROOT / "notebooks" / "figures" / figure
+    assert f"]({path.relative_to(ROOT)})" in (ROOT / "README.md").read_text()
+    assert path.read_bytes() == base64.b64decode(images[0])

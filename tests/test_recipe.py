@@ -22,6 +22,7 @@ TINY = {
     "tokenizer_steps": 4,
     "lm_steps": 20,
     "stream_frames": 60,
+    "vad_tune_steps": 3,
 }
 
 

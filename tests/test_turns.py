@@ -1,71 +1,49 @@
 """eval.turns: conversations with known turn ends, events scored against them, three detectors."""
 
 import json
-import random
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
+from dsmlab.conversations import END_OF_TURN, FINISHED, UNFINISHED, Boundary
 from eval import turns
-from eval.turn_streams import (
-    END_OF_TURN,
-    MID_TURN,
-    Boundary,
-    build_conversation,
-    rates,
-    score_events,
-)
-
-RATE = 100  # samples per second: times are easy to read
-
-
-def utterance(name, words):
-    """Audio of ones where words are spoken, zeros elsewhere, 0.3 s after the last word."""
-    length = round((words[-1][2] + 0.3) * RATE)
-    audio = np.zeros(length, np.float32)
-    for _, start, end in words:
-        audio[round(start * RATE) : round(end * RATE)] = 1.0
-    return SimpleNamespace(
-        id=name, audio=audio, words=[{"word": w, "start": s, "end": e} for w, s, e in words]
-    )
-
-
-def test_a_conversation_knows_its_turn_ends_and_mid_turn_pauses():
-    first = utterance("a", [("one", 0.1, 0.4), ("two", 0.5, 0.8), ("three", 0.9, 1.2)])
-    second = utterance("b", [("four", 0.2, 0.6)])  # too short for a mid-turn pause
-    rng = random.Random(0)
-    found = build_conversation([first, second], RATE, 2.0, [0.7], rng)
-    # the pause goes at the only inner boundary of "a" (after "two"... or "one")
-    mid, end_a, end_b = found.boundaries
-    assert mid.kind == MID_TURN and end_a.kind == END_OF_TURN and end_b.kind == END_OF_TURN
-    assert mid.time in (0.4, 0.8) and mid.pause_s == pytest.approx(0.1 + 0.7)
-    assert end_a.time == pytest.approx(1.2 + 0.7)
-    # "a" lasts 1.5 s + 0.7 s of pause, then 2 s of gap, then "b" starts speaking at 0.2 s
-    assert end_a.pause_s == pytest.approx(0.3 + 2.0 + 0.2)
-    assert end_b.time == pytest.approx(1.5 + 0.7 + 2.0 + 0.6)
-    assert found.duration_s == pytest.approx(1.5 + 0.7 + 2.0 + 0.9 + 2.0)
-    # the audio is speech exactly where the boundaries say it is not
-    for b in found.boundaries:
-        gap = found.audio[round(b.time * RATE) + 1 : round((b.time + b.pause_s) * RATE) - 1]
-        assert gap.max() == 0.0
-        assert found.audio[round(b.time * RATE) - 2] == 1.0
-    assert found.source_ids == ["a", "b"]
+from eval.turn_streams import latency_at_f1, rates, score_events
 
 
 def test_events_are_scored_against_the_latest_boundary():
     boundaries = [
-        Boundary(1.0, MID_TURN, 0.8),
+        Boundary(1.0, UNFINISHED, 0.8),
+        Boundary(2.5, FINISHED, 0.4),
         Boundary(3.0, END_OF_TURN, 3.0),
         Boundary(9.0, END_OF_TURN, 3.0),
     ]
-    events = [0.5, 1.4, 3.6, 3.9, 11.9]  # speech, mid-turn, hit, second event, too late
-    score = score_events(events, boundaries, tolerance_s=2.5)
-    assert (score.events, score.hits, score.ends) == (5, 1, 2)
-    assert score.mid_turn_triggers == 1 and score.mid_turn_pauses == 1
+    events = [0.5, 1.4, 1.5, 2.6, 3.6, 3.9, 11.9]  # speech, 2 unfinished, finished, hit, ...
+    score = score_events(events, boundaries, tolerance_s=2.5)  # ... second event, too late
+    assert (score.events, score.hits, score.ends) == (7, 1, 2)
+    assert score.triggers == {UNFINISHED: 2, FINISHED: 1}
     assert score.latencies == [pytest.approx(0.6)]
-    assert rates(score) == {"precision": 0.2, "recall": 0.5, "f1": pytest.approx(2 / 7)}
+    assert rates(score) == {
+        "precision": pytest.approx(1 / 7),
+        "recall": 0.5,
+        "f1": pytest.approx(2 / 9),
+        "mid_turn_triggers_per_pause": 1.5,
+        "unfinished_triggers_per_pause": 2.0,
+        "finished_triggers_per_pause": 1.0,
+    }
+
+
+def test_detectors_are_compared_at_equal_f1_by_their_fastest_setting():
+    rows = [
+        {"detector": "a", "threshold": 0.5, "f1": 0.95, "latency_median_s": 0.4},
+        {"detector": "a", "threshold": 0.3, "f1": 0.85, "latency_median_s": 0.2},
+        {"detector": "b", "threshold": 1.0, "f1": 0.82, "latency_median_s": 1.0},
+        {"detector": "b", "threshold": 0.2, "f1": 0.5, "latency_median_s": 0.2},
+    ]
+    a, b = latency_at_f1(rows, levels=(0.8, 0.9))
+    assert (a["latency_s_at_f1_0.8"], a["setting_at_f1_0.8"]) == (0.2, 0.3)
+    assert (a["latency_s_at_f1_0.9"], a["setting_at_f1_0.9"]) == (0.4, 0.5)
+    assert (b["latency_s_at_f1_0.8"], b["latency_s_at_f1_0.9"]) == (1.0, None)
 
 
 def test_unmute_policy_resets_on_the_first_word_and_fires_once_per_turn():
@@ -97,6 +75,8 @@ def test_eval_turns_end_to_end(tmp_path):
     rows = {r["detector"]: r for r in report["rows"]}
     assert set(rows) == {"head 0", "head 1", "head 2", "head 3", "unmute", "silero"}
     assert report["ends_of_turn"] == 4
+    assert report["unfinished_pauses"] + report["finished_pauses"] > 0
+    assert [r["detector"] for r in report["latency_at_f1"]] == list(rows)
     # silero on exact silence finds every end, half a second of pause rule (+ its chunking) late
     assert rows["silero"]["recall"] == 1.0
     assert 0.5 <= rows["silero"]["latency_median_s"] < 0.8

@@ -103,7 +103,9 @@ checkpoints, made by dsmlab's recipe to study delays offline: moshi's `LMModel` 
 {config["context"] / FRAME_RATE:g} s) reads a small Mimi's {config["n_q"]} codebooks of \
 {config["card"]} and writes the text {round(delay * FRAME_RATE)} frames ({delay:g} s) after the \
 audio, with semantic-VAD heads in Kyutai's layout (4 heads of 6 classes; head 2 class 0 is
-P(end of turn)). {default}It knows only its grammar's {words} words.
+P(end of turn)), fit on conversations with the LM tuned alongside so that a pause inside an
+unfinished sentence is not an end of turn (`vad_report.json`). {default}It knows only its
+grammar's {words} words.
 
 ```python
 import dsmlab
@@ -178,7 +180,8 @@ checkpoints, as the bundle's fixed-delay models (dim {config["dim"]}, {config["n
 layers, the same Mimi), trained once for the steps of one of them, each training stream at one
 of the delays, told which by moshi's own conditioner (a lookup table named `delay`; Kyutai's
 server passes a `conditioning_delay`). Pick the delay when loading; without one it runs at the
-longest. Its semantic-VAD heads were fit at that longest delay.
+longest. Its semantic-VAD heads (and the LM tuned with them, on conversations) were fit at
+that longest delay.
 
 ```python
 import dsmlab

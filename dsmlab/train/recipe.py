@@ -1,6 +1,6 @@
 """The bundled models' whole recipe, one resumable command: corpus -> audio tokenizer -> an LM at
-each delay, and one conditioned on every delay -> VAD heads -> their scores -> (with --bundle)
-data/.
+each delay, and one conditioned on every delay -> VAD heads (the LM tuned with them) -> their
+scores -> (with --bundle) data/.
 
     python -m dsmlab.train.recipe --out runs/recipe             # about 2 hours on 2 CPU cores
     python -m dsmlab.train.recipe --out runs/recipe --bundle    # then copy into data/
@@ -52,7 +52,7 @@ TRAINING_FILES = ("training.pt",)  # left out of a bundled model
 NOT_IN_RESULTS = ("workers", "jobs")  # settings that change how fast, not what comes out
 # Recipe fields given as one number on the command line (the held-out split sizes are not).
 CLI_SETTINGS = ("train", "tokenizer_steps", "tokenizer_crop", "phone_lag", "lm_steps")
-CLI_SETTINGS += ("stream_frames", "seed")
+CLI_SETTINGS += ("stream_frames", "vad_tune_steps", "seed")
 CLI_SETTINGS += NOT_IN_RESULTS
 
 
@@ -70,6 +70,7 @@ class Recipe:
     phone_lag: int = audio_tokenizer.PHONE_LAG  # frames the tokenizer's phone labels trail
     lm_steps: int = lm.STEPS
     stream_frames: int = lm.STREAM_FRAMES  # frames of each training stream; 0: one utterance
+    vad_tune_steps: int = vad_heads.TUNE_STEPS  # LM steps tuned with the VAD head; 0: frozen
     seed: int = 0
     workers: int = 2  # processes rendering the corpus
     jobs: int = 2  # LMs trained at once, each on its share of the cores
@@ -189,7 +190,9 @@ def _one_delay(
     seconds |= _timed(
         f"vad heads {short}",
         model_dir / vad_heads.REPORT_NAME,
-        lambda: vad_heads.add_vad_heads(model_dir, corpus_dir, tokenizer_dir),
+        lambda: vad_heads.add_vad_heads(
+            model_dir, corpus_dir, seed=recipe.seed, tune_steps=recipe.vad_tune_steps
+        ),
     )
     return seconds
 
@@ -298,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("runs/recipe"))
     defaults = Recipe()
     for name in CLI_SETTINGS:
-        zero_allowed = ("seed", "phone_lag", "tokenizer_crop", "stream_frames")
+        zero_allowed = ("seed", "phone_lag", "tokenizer_crop", "stream_frames", "vad_tune_steps")
         kind = non_negative_int if name in zero_allowed else positive_int
         parser.add_argument(
             f"--{name.replace('_', '-')}", type=kind, default=getattr(defaults, name)
