@@ -117,10 +117,15 @@ def conversation_examples(model: DSMModel, talks: list[Conversation]) -> list[Ex
 
 
 @torch.no_grad()
-def features(model: DSMModel, talks: list[Conversation], batch_size: int = 8):
+def features(
+    model: DSMModel,
+    talks: list[Conversation],
+    examples: list[Example] | None = None,
+    batch_size: int = 8,
+):
     """(transformer outputs [N, dim], labels [N]) over every step of the conversations."""
     delay_frames = round(model.delay_s * FRAME_RATE)
-    examples = conversation_examples(model, talks)
+    examples = examples or conversation_examples(model, talks)
     xs, ys = [], []
     with no_compile():
         for first in range(0, len(examples), batch_size):
@@ -150,7 +155,12 @@ def fit_head(x: torch.Tensor, y: torch.Tensor, steps: int = 400, seed: int = 0) 
 
 
 def tune_lm(
-    model: DSMModel, talks: list[Conversation], steps: int, seed: int = 0, batch_size: int = 6
+    model: DSMModel,
+    talks: list[Conversation],
+    examples: list[Example],
+    steps: int,
+    seed: int = 0,
+    batch_size: int = 6,
 ) -> list[dict]:
     """Train the LM (LoRA adapters, merged at the end) jointly with an end-of-turn head on
     windows of the conversations, so that its output comes to carry what the head needs: an LM
@@ -159,7 +169,6 @@ def tune_lm(
     text distribution at every step (fit to the words themselves, 2000 sentences in
     conversations cost the default model 13 points of test WER in 500 steps). Returns the log."""
     lm = model.lm
-    examples = conversation_examples(model, talks)
     labels = [frame_labels(t, e.codes.shape[1] - 1) for t, e in zip(talks, examples, strict=True)]
     base = copy.deepcopy(lm).eval().requires_grad_(False)
     torch.manual_seed(seed)  # the adapters' and the head's initial weights
@@ -259,8 +268,9 @@ def add_vad_heads(
     model = load(str(model_dir), device="cpu")
     model.lm.eval()
     talks = corpus_conversations(corpus, "train", limit, seed)
-    tuning = tune_lm(model, talks, tune_steps, seed) if tune_steps else []
-    x, y = features(model, talks)
+    examples = conversation_examples(model, talks)  # Mimi is not tuned: encoded once
+    tuning = tune_lm(model, talks, examples, tune_steps, seed) if tune_steps else []
+    x, y = features(model, talks, examples)
     dim = x.shape[1]
     fitted = fit_head(x, y, seed=seed)
     heads = torch.nn.ModuleList(
