@@ -28,7 +28,6 @@ dsmlab.train.lm), so step t of training is step t of streaming inference.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import random
 import sys
@@ -51,7 +50,7 @@ from ..model import DSMModel
 from ..vad import END_OF_TURN_HEAD
 from . import lora
 from .codes import Example, encode_by_length
-from .lm import batch_codes, teacher_forced
+from .lm import Anchor, batch_codes, teacher_forced, text_divergence
 
 NUM_HEADS, HEAD_DIM = 4, 6  # Kyutai's layout
 END_OF_TURN, SPEAKING, UNFINISHED, FINISHED = 0, 1, 2, 3  # classes of head END_OF_TURN_HEAD
@@ -170,7 +169,7 @@ def tune_lm(
     conversations cost the default model 13 points of test WER in 500 steps). Returns the log."""
     lm = model.lm
     labels = [frame_labels(t, e.codes.shape[1] - 1) for t, e in zip(talks, examples, strict=True)]
-    base = copy.deepcopy(lm).eval().requires_grad_(False)
+    anchor = Anchor.of(lm, TEXT_WEIGHT)
     torch.manual_seed(seed)  # the adapters' and the head's initial weights
     lora.add_lora(lm, TUNE_RANK, TUNE_SCALING)
     head = torch.nn.Linear(lm.dim, HEAD_DIM, bias=False)
@@ -194,14 +193,9 @@ def tune_lm(
             delays = [round(d * FRAME_RATE) for d in delays_s]
             codes = batch_codes([w[0] for w in windows], delays)
             with torch.no_grad():
-                _, target = teacher_forced(base, codes, conditions)
+                _, target = teacher_forced(anchor.lm, codes, conditions)
             out, logits = teacher_forced(lm, codes, conditions)
-            text = torch.nn.functional.kl_div(
-                logits.float().log_softmax(-1).flatten(0, 1),
-                target.float().log_softmax(-1).flatten(0, 1),
-                log_target=True,
-                reduction="batchmean",
-            )
+            text = text_divergence(logits, target)
             targets = torch.nn.utils.rnn.pad_sequence(
                 [w[1] for w in windows], batch_first=True, padding_value=IGNORED
             )  # a conversation shorter than the window: its padded steps are not labelled
@@ -209,7 +203,7 @@ def tune_lm(
                 head(out.float()).flatten(0, 1), targets.flatten(), ignore_index=IGNORED
             )
             optimizer.zero_grad()
-            (TEXT_WEIGHT * text + turn).backward()
+            (anchor.weight * text + turn).backward()
             torch.nn.utils.clip_grad_norm_(trainable, 1.0)
             optimizer.step()
             if step == 1 or step % 50 == 0:
