@@ -9,7 +9,8 @@
 
 `--model` is anything `dsmlab.load` takes; `--dataset` anything the eval scripts take. Word
 times come from the dataset's `words` column, or from aligning the reference to the model's
-own transcript (`finetune_data`; `--align-words` even where the dataset has times). Training
+own transcript (`finetune_data`; `--align-words` even where the dataset has times;
+`--align-with` another model's, such as one tuned on the same data in a first round). Training
 examples are streams (`stream_examples`: several utterances and silences, longer than the LM's
 context, most cut from the middle), so the tuned model keeps listening on long streams. The
 text stream is rebuilt at `--delay` from the word times, the loss is lm.py's (padding weighted
@@ -123,6 +124,7 @@ def finetune(
     valid_samples: int = VALID_SAMPLES,
     stream_frames: int | None = None,
     align_words: bool = False,
+    align_with: str | None = None,
     validation: SpeechData | None = None,
     replay: SpeechData | None = None,
     replay_share: float = REPLAY_SHARE,
@@ -147,15 +149,17 @@ def finetune(
     base_dtype = base.lm.dtype
     base.lm.float()
     delay_s = checked_delay(base, delay_s)
+    aligner = load(align_with, device=device) if align_with else None
+    align_words = align_words or aligner is not None
     for turn in (0, 1) if world > 1 else (0,):  # rank 0 prepares and caches, then the others
         if (rank == 0) == (turn == 0):
             prepared = finetune_data.prepare(
-                base, data, valid_samples, out, align_words, validation
+                base, data, valid_samples, out, align_words, validation, aligner=aligner
             )
             replayed = None
             if replay is not None:
                 replayed = finetune_data.prepare(
-                    base, replay, 0, out, align_words, cache_name="replay.pt"
+                    base, replay, 0, out, align_words, cache_name="replay.pt", aligner=aligner
                 )
         if world > 1:
             dist.barrier()
@@ -198,6 +202,7 @@ def finetune(
         "valid_samples": valid_samples,
         "validation": validation.describe() if validation else None,
         "align_words": align_words,
+        "align_with": model_identity(aligner) if aligner else None,
         "replay": replay.describe() if replay else None,
         "replay_share": replay_share if replay else None,
         "keep_base": keep_base,
@@ -325,6 +330,12 @@ def main(argv: list[str] | None = None) -> int:
         "dataset has word times",
     )
     parser.add_argument(
+        "--align-with",
+        metavar="MODEL",
+        help="align the words to this model's transcript instead (e.g. one already tuned on "
+        "this data without times: a second round, FINETUNE.md); implies --align-words",
+    )
+    parser.add_argument(
         "--valid-samples",
         type=non_negative_int,
         default=VALID_SAMPLES,
@@ -376,8 +387,8 @@ def main(argv: list[str] | None = None) -> int:
                 args.replay_dataset, None, args.replay_split, None, args.replay_samples
             )
         same = ("lora_scaling", "steps", "batch_size", "lr", "seed", "device", "eval_every")
-        same += ("save_every", "valid_samples", "stream_frames", "align_words", "replay_share")
-        same += ("keep_base",)
+        same += ("save_every", "valid_samples", "stream_frames", "align_words", "align_with")
+        same += ("replay_share", "keep_base")
         out = finetune(
             args.model,
             data,

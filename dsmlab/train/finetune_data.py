@@ -51,14 +51,17 @@ def prepare(
     align: bool = False,
     validation: SpeechData | None = None,
     cache_name: str = CACHE_NAME,
+    aligner: DSMModel | None = None,
 ) -> FinetuneData:
     """The examples of `data` for `model` (at the model's own delay, before any tuning) and
     `held_out` rows for validation: the first of `validation`, or else the last usable rows of
     `data`, kept out of training. `align`: time the words by alignment even when the dataset
-    has times."""
+    has times; `aligner`: the model whose transcript they are aligned to (default: `model`)."""
     key = {"data": data.describe(), "model": model_identity(model), "held_out": held_out}
     key |= {"align": align, "validation": validation.describe() if validation else None}
     key["spelling"] = SPELLING_RULE
+    key["aligner"] = model_identity(aligner) if aligner else None
+    aligner = aligner or model
     cache = cache_dir / cache_name
     if cache.is_file():
         saved = torch.load(cache, weights_only=False)
@@ -75,7 +78,7 @@ def prepare(
             f"{data.name} ({data.split}): {len(rows)} usable rows ({found}); fine-tuning needs "
             f"more than the {held_out} held out for validation (--valid-samples)"
         )
-    timed, aligned = word_times(model, train_rows, align)
+    timed, aligned = word_times(aligner, train_rows, align)
     pcms = [tail_padded(pcm) for _, pcm, _ in train_rows]
     codes = encode_by_length(model.mimi, [len(p) for p in pcms], pcms.__getitem__, "encoding")
     spell = Speller(model.tokenizer)
@@ -92,7 +95,7 @@ def prepare(
     summary = {
         "training_rows": len(examples),
         "skipped": skipped,
-        "word_times": "dataset" if aligned is None else "aligned to the model's transcript",
+        "word_times": "dataset" if aligned is None else f"aligned to {aligner.name}'s transcript",
         "words_respelled": spell.respelled,
         "words_unspellable": spell.unspellable,
     }
