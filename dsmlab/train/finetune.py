@@ -61,14 +61,7 @@ from ..errors import UsageError
 from ..loading import load
 from ..model import DSMModel
 from . import finetune_data, lora
-from .lm import (
-    STREAM_BATCH,
-    Anchor,
-    padding_weights,
-    text_loss,
-    training_codes,
-    validation_wer,
-)
+from .lm import STREAM_BATCH, padding_weights, text_loss, training_codes, validation_wer
 from .resumable import Checkpointed
 from .stream_examples import stream_example
 
@@ -128,14 +121,11 @@ def finetune(
     validation: SpeechData | None = None,
     replay: SpeechData | None = None,
     replay_share: float = REPLAY_SHARE,
-    keep_base: float = 0.0,
 ) -> Path:
     """Tune `model_spec` on `data` and write the result to `out`; `lora_rank` None: full
     fine-tuning; `validation`: where the validation rows come from (default: the end of
     `data`, kept out of training); `replay`: data the base model learned from, mixed into the
-    streams at `replay_share` of their utterances against forgetting; `keep_base`: the weight
-    of the tuned LM's divergence from the base LM's text distribution (`lm.Anchor`; 0: none),
-    against forgetting too. Under torchrun each
+    streams at `replay_share` of their utterances against forgetting. Under torchrun each
     process takes its share of every batch (data parallel; the gradients summed across
     processes equal one process's on the whole batch) and rank 0 validates and writes. See
     the module docstring."""
@@ -177,7 +167,6 @@ def finetune(
         mimi_config=base.mimi_config,
     ).at_delay(delay_s)
     kind = "full" if lora_rank is None else "lora"
-    anchor = Anchor.of(lm, keep_base) if keep_base else None
     if lora_rank is not None:
         lora.add_lora(lm, lora_rank, lora_scaling)
     lr = lr or LEARNING_RATES[kind]
@@ -205,7 +194,6 @@ def finetune(
         "align_with": model_identity(aligner) if aligner else None,
         "replay": replay.describe() if replay else None,
         "replay_share": replay_share if replay else None,
-        "keep_base": keep_base,
     }
     state = Checkpointed(out / "training.pt", seed, settings)
     modules = {"lm": lora.TrainableState(lm), "optimizer": optimizer, "schedule": schedule}
@@ -241,9 +229,7 @@ def finetune(
             total = float(weights.cpu()[codes[:, 0]].sum())  # of the whole batch
             mine = slice(rank * share, (rank + 1) * share)
             with autocast:
-                loss = text_loss(
-                    lm, codes[mine], noisy[mine], conditions, weights, total, anchor, batch_size
-                )
+                loss = text_loss(lm, codes[mine], noisy[mine], conditions, weights, total)
             optimizer.zero_grad()
             loss.backward()
             if world > 1:
@@ -359,13 +345,6 @@ def main(argv: list[str] | None = None) -> int:
         default=REPLAY_SHARE,
         help=f"share of the utterances of a stream drawn from it (default: {REPLAY_SHARE})",
     )
-    parser.add_argument(
-        "--keep-base",
-        type=non_negative_float,
-        default=0.0,
-        help="weight of the divergence from the base model's text distribution, added to "
-        "the loss against forgetting (default: 0, none; FINETUNE.md measures it)",
-    )
     parser.add_argument("--eval-every", type=positive_int, default=100)
     parser.add_argument("--save-every", type=positive_int, default=50)
     parser.add_argument("--seed", type=non_negative_int, default=0)
@@ -388,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         same = ("lora_scaling", "steps", "batch_size", "lr", "seed", "device", "eval_every")
         same += ("save_every", "valid_samples", "stream_frames", "align_words", "align_with")
-        same += ("replay_share", "keep_base")
+        same += ("replay_share",)
         out = finetune(
             args.model,
             data,

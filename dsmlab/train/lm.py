@@ -19,11 +19,9 @@ an uninterrupted run takes. Logs loss and validation WER (training_log.json).
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import sentencepiece
@@ -135,32 +133,15 @@ def training_codes(
     return codes, corrupt_inputs(codes, vocab, card, generator)
 
 
-@dataclass
-class Anchor:
-    """A frozen copy of an LM before tuning: `weight` x the divergence of the tuned LM's text
-    distribution from this one's, per position, joins the loss (tuning that keeps what the
-    base knew, as in learning without forgetting)."""
-
-    lm: torch.nn.Module
-    weight: float
-
-    @classmethod
-    def of(cls, lm: torch.nn.Module, weight: float) -> Anchor:
-        return cls(copy.deepcopy(lm).eval().requires_grad_(False), weight)
-
-
-def text_divergence(
-    logits: torch.Tensor, anchor_logits: torch.Tensor, positions: int | None = None
-) -> torch.Tensor:
-    """KL(anchor || tuned) of the text distributions ([B, T, card] logits each), summed over
-    positions and divided by `positions` (default: these B x T)."""
-    summed = torch.nn.functional.kl_div(
+def text_divergence(logits: torch.Tensor, base_logits: torch.Tensor) -> torch.Tensor:
+    """KL(base || tuned) of the text distributions ([B, T, card] logits each), the mean over
+    positions: how far tuning moved what the LM writes."""
+    return torch.nn.functional.kl_div(
         logits.float().log_softmax(-1).flatten(0, 1),
-        anchor_logits.float().log_softmax(-1).flatten(0, 1),
+        base_logits.float().log_softmax(-1).flatten(0, 1),
         log_target=True,
-        reduction="sum",
+        reduction="batchmean",
     )
-    return summed / (positions or logits.shape[0] * logits.shape[1])
 
 
 def text_loss(
@@ -170,27 +151,18 @@ def text_loss(
     conditions: dict | None,
     weights: torch.Tensor,
     total_weight: float | None = None,
-    anchor: Anchor | None = None,
-    batch_rows: int | None = None,
 ) -> torch.Tensor:
     """Cross-entropy of the text stream of `codes` predicted from `noisy` (`training_codes`),
-    padding weighted by `weights`, on the LM's device; plus the `anchor`'s divergence term.
-    The weighted sum is divided by `total_weight` (default: this batch's), the divergence by
-    the positions of `batch_rows` rows (default: these): the shares of a batch split across
-    processes then sum to the whole batch's loss."""
+    padding weighted by `weights`, on the LM's device. The weighted sum is divided by
+    `total_weight` (default: this batch's): the shares of a batch split across processes then
+    sum to the whole batch's loss."""
     codes, noisy = codes.to(lm.device), noisy.to(lm.device)
     _, logits = teacher_forced(lm, noisy, conditions)
     targets = codes[:, 0].flatten()
     summed = torch.nn.functional.cross_entropy(
         logits.flatten(0, 1).float(), targets, weight=weights, reduction="sum"
     )
-    loss = summed / (total_weight or weights[targets].sum())
-    if anchor is not None:
-        with torch.no_grad():
-            _, held = teacher_forced(anchor.lm, noisy, conditions)
-        positions = (batch_rows or codes.shape[0]) * logits.shape[1]
-        loss = loss + anchor.weight * text_divergence(logits, held, positions)
-    return loss
+    return summed / (total_weight or weights[targets].sum())
 
 
 def padding_weights(vocab: int, device) -> torch.Tensor:

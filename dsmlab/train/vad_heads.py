@@ -28,6 +28,7 @@ dsmlab.train.lm), so step t of training is step t of streaming inference.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import random
 import sys
@@ -50,7 +51,7 @@ from ..model import DSMModel
 from ..vad import END_OF_TURN_HEAD
 from . import lora
 from .codes import Example, encode_by_length
-from .lm import Anchor, batch_codes, teacher_forced, text_divergence
+from .lm import batch_codes, teacher_forced, text_divergence
 
 NUM_HEADS, HEAD_DIM = 4, 6  # Kyutai's layout
 END_OF_TURN, SPEAKING, UNFINISHED, FINISHED = 0, 1, 2, 3  # classes of head END_OF_TURN_HEAD
@@ -169,7 +170,7 @@ def tune_lm(
     conversations cost the default model 13 points of test WER in 500 steps). Returns the log."""
     lm = model.lm
     labels = [frame_labels(t, e.codes.shape[1] - 1) for t, e in zip(talks, examples, strict=True)]
-    anchor = Anchor.of(lm, TEXT_WEIGHT)
+    base = copy.deepcopy(lm).eval().requires_grad_(False)
     torch.manual_seed(seed)  # the adapters' and the head's initial weights
     lora.add_lora(lm, TUNE_RANK, TUNE_SCALING)
     head = torch.nn.Linear(lm.dim, HEAD_DIM, bias=False)
@@ -193,7 +194,7 @@ def tune_lm(
             delays = [round(d * FRAME_RATE) for d in delays_s]
             codes = batch_codes([w[0] for w in windows], delays)
             with torch.no_grad():
-                _, target = teacher_forced(anchor.lm, codes, conditions)
+                _, target = teacher_forced(base, codes, conditions)
             out, logits = teacher_forced(lm, codes, conditions)
             text = text_divergence(logits, target)
             targets = torch.nn.utils.rnn.pad_sequence(
@@ -203,7 +204,7 @@ def tune_lm(
                 head(out.float()).flatten(0, 1), targets.flatten(), ignore_index=IGNORED
             )
             optimizer.zero_grad()
-            (anchor.weight * text + turn).backward()
+            (TEXT_WEIGHT * text + turn).backward()
             torch.nn.utils.clip_grad_norm_(trainable, 1.0)
             optimizer.step()
             if step == 1 or step % 50 == 0:
