@@ -117,7 +117,8 @@ def test_a_small_recipe_learns_resumes_exactly_and_gets_vad_heads(tmp_path, monk
     entry = json.loads((both / "training_log.json").read_text())[-1]
     assert set(entry["validation_wer_by_delay"]) == {"0.08", "0.24"}
     assert dsmlab.load(f"{both}@0.08", device="cpu").delays_s == [0.08, 0.24]
-    with pytest.raises(dsmlab.DSMLabError, match="holds a training with"):  # other delays
+    other_delays = r"other settings \(delay_frames: \[1, 3\] there, \[1, 2\] here\)"
+    with pytest.raises(dsmlab.DSMLabError, match=other_delays):  # only what differs
         train(corpus, tokenizer, tmp_path / "both", delay_frames=[1, 2], **options)
 
 

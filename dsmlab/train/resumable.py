@@ -14,6 +14,8 @@ import torch
 
 from ..errors import DSMLabError
 
+_ABSENT = object()
+
 
 class Checkpointed:
     """`settings`: what else fixes the training (e.g. its delays), checked as the seed is."""
@@ -33,9 +35,16 @@ class Checkpointed:
                 "delete it to start again, or resume with its seed"
             )
         if "settings" in saved and saved["settings"] != self.settings:
+            theirs, ours = saved["settings"], self.settings
+            names = list(theirs) + [k for k in ours if k not in theirs]
+            changed = "; ".join(
+                f"{k}: {theirs.get(k, 'absent')} there, {ours.get(k, 'absent')} here"
+                for k in names
+                if theirs.get(k, _ABSENT) != ours.get(k, _ABSENT)
+            )
             raise DSMLabError(
-                f"{self.path} holds a training with {saved['settings']}, not {self.settings}: "
-                "delete it to start again, or resume with its settings"
+                f"{self.path} holds a training with other settings ({changed}): delete it to "
+                "start again, or resume with its settings"
             )
         for name, module in modules.items():
             module.load_state_dict(saved["states"][name])
