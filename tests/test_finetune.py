@@ -18,7 +18,7 @@ from moshi.models.loaders import get_moshi_lm
 from safetensors.torch import load_file
 
 import dsmlab
-from dsmlab.checkpoint import lm_kwargs, write_checkpoint
+from dsmlab.checkpoint import lm_kwargs, model_identity, write_checkpoint
 from dsmlab.data import load_data
 from dsmlab.train import finetune, finetune_data, lora
 from dsmlab.train.lm import teacher_forced
@@ -215,6 +215,23 @@ def test_two_gloo_processes_train_as_one_process_on_the_whole_batch(tiny_novad_d
         torch.testing.assert_close(two[name], weight, atol=1e-5, rtol=1e-4)
     report = json.loads((tmp_path / "two" / "finetune.json").read_text())
     assert report["processes"] == 2
+
+
+def test_align_with_times_the_words_by_another_models_transcript(
+    tiny_dir, tiny_novad_dir, tmp_path
+):
+    """--align-with: the other model's transcript times the words, even where the data has
+    times; finetune.json names it, and the same command finds its finished training."""
+    argv = ["--model", str(tiny_novad_dir), "--dataset", save_to_disk(tmp_path / "data", n=5)]
+    argv += ["--align-with", str(tiny_dir), "--steps", "2", "--batch-size", "1"]
+    argv += ["--valid-samples", "1", "--eval-every", "2", "--stream-frames", "60"]
+    argv += ["--device", "cpu", "--out", str(tmp_path / "out")]
+    assert finetune.main(argv) == 0
+    report = json.loads((tmp_path / "out" / "finetune.json").read_text())
+    aligner = dsmlab.load(tiny_dir, device="cpu")
+    assert report["data_used"]["word_times"] == f"aligned to {aligner.name}'s transcript"
+    assert report["align_words"] and report["align_with"] == model_identity(aligner)
+    assert finetune.main(argv) == 0
 
 
 def test_validation_rows_come_from_another_split_when_asked(tiny_novad, tmp_path):

@@ -18,6 +18,7 @@ from dsmlab.train.lm import (
     batch_codes,
     corrupt_inputs,
     model_config,
+    text_divergence,
     text_stream,
     train,
 )
@@ -120,6 +121,19 @@ def test_a_small_recipe_learns_resumes_exactly_and_gets_vad_heads(tmp_path, monk
     other_delays = r"other settings \(delay_frames: \[1, 3\] there, \[1, 2\] here\)"
     with pytest.raises(dsmlab.DSMLabError, match=other_delays):  # only what differs
         train(corpus, tokenizer, tmp_path / "both", delay_frames=[1, 2], **options)
+
+
+def test_text_divergence_is_the_mean_kl_from_the_base_per_position():
+    generator = torch.Generator().manual_seed(0)
+    base, tuned = (
+        torch.randn(2, 3, 7, generator=generator),
+        torch.randn(2, 3, 7, generator=generator),
+    )
+    assert float(text_divergence(base, base)) == pytest.approx(0, abs=1e-6)
+    p, q = base.softmax(-1), tuned.softmax(-1)
+    expected = (p * (p.log() - q.log())).sum(-1).mean()
+    torch.testing.assert_close(text_divergence(tuned, base), expected)
+    assert float(text_divergence(base, tuned)) != pytest.approx(float(expected), rel=1e-3)
 
 
 def test_phone_labels_trail_the_audio_by_the_lag():

@@ -140,6 +140,7 @@ def finetune(
     base.lm.float()
     delay_s = checked_delay(base, delay_s)
     aligner = load(align_with, device=device) if align_with else None
+    aligned_to = model_identity(aligner) if aligner else None
     align_words = align_words or aligner is not None
     for turn in (0, 1) if world > 1 else (0,):  # rank 0 prepares and caches, then the others
         if (rank == 0) == (turn == 0):
@@ -153,6 +154,9 @@ def finetune(
                 )
         if world > 1:
             dist.barrier()
+    del aligner  # not needed past the examples: a second model's memory back for training
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
     stream_frames = stream_frames or stream_frames_for(base)
     config = copy.deepcopy(base.config)
     config["stt_config"]["audio_delay_seconds"] = delay_s
@@ -191,7 +195,7 @@ def finetune(
         "valid_samples": valid_samples,
         "validation": validation.describe() if validation else None,
         "align_words": align_words,
-        "align_with": model_identity(aligner) if aligner else None,
+        "align_with": aligned_to,
         "replay": replay.describe() if replay else None,
         "replay_share": replay_share if replay else None,
     }

@@ -7,8 +7,8 @@ it has one; otherwise from the model's own timestamped transcript of the audio, 
 the reference (`dsmlab.align_words`), so (audio, text) alone is enough. Rows that cannot be
 used (unreadable audio, empty text) are skipped and counted; none usable is refused.
 
-The examples are cached in the output folder (keyed by the dataset and the model), so a
-resumed fine-tuning does not transcribe and encode again.
+The examples are cached in the output folder (keyed by the dataset, the model and the model
+aligned to, if another), so a resumed fine-tuning does not transcribe and encode again.
 """
 
 from __future__ import annotations
@@ -60,7 +60,9 @@ def prepare(
     key = {"data": data.describe(), "model": model_identity(model), "held_out": held_out}
     key |= {"align": align, "validation": validation.describe() if validation else None}
     key["spelling"] = SPELLING_RULE
-    key["aligner"] = model_identity(aligner) if aligner else None
+    if aligner is not None:
+        key["aligner"] = model_identity(aligner)
+    align = align or aligner is not None
     aligner = aligner or model
     cache = cache_dir / cache_name
     if cache.is_file():

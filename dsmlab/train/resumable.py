@@ -14,8 +14,6 @@ import torch
 
 from ..errors import DSMLabError
 
-_ABSENT = object()
-
 
 class Checkpointed:
     """`settings`: what else fixes the training (e.g. its delays), checked as the seed is."""
@@ -34,13 +32,13 @@ class Checkpointed:
                 f"{self.path} holds a training with seed {saved['seed']}, not {self.seed}: "
                 "delete it to start again, or resume with its seed"
             )
-        if "settings" in saved and saved["settings"] != self.settings:
-            theirs, ours = saved["settings"], self.settings
+        theirs, ours = _set(saved.get("settings", self.settings)), _set(self.settings)
+        if theirs != ours:
             names = list(theirs) + [k for k in ours if k not in theirs]
             changed = "; ".join(
-                f"{k}: {theirs.get(k, 'absent')} there, {ours.get(k, 'absent')} here"
+                f"{k}: {theirs.get(k)} there, {ours.get(k)} here"
                 for k in names
-                if theirs.get(k, _ABSENT) != ours.get(k, _ABSENT)
+                if theirs.get(k) != ours.get(k)
             )
             raise DSMLabError(
                 f"{self.path} holds a training with other settings ({changed}): delete it to "
@@ -57,3 +55,9 @@ class Checkpointed:
         saved = {"states": states, "step": step, "log": list(log), "seed": self.seed}
         torch.save(saved | {"settings": self.settings}, tmp)
         tmp.replace(self.path)
+
+
+def _set(settings: dict) -> dict:
+    """The settings that are set: an option added since a training was saved (None) does not
+    stop it resuming."""
+    return {k: v for k, v in settings.items() if v is not None}
