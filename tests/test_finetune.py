@@ -221,7 +221,8 @@ def test_align_with_times_the_words_by_another_models_transcript(
     tiny_dir, tiny_novad_dir, tmp_path
 ):
     """--align-with: the other model's transcript times the words, even where the data has
-    times; finetune.json names it, and the same command finds its finished training."""
+    times; finetune.json names it, and the same command finds its finished training (and
+    keeps what it measured)."""
     argv = ["--model", str(tiny_novad_dir), "--dataset", save_to_disk(tmp_path / "data", n=5)]
     argv += ["--align-with", str(tiny_dir), "--steps", "2", "--batch-size", "1"]
     argv += ["--valid-samples", "1", "--eval-every", "2", "--stream-frames", "60"]
@@ -231,7 +232,9 @@ def test_align_with_times_the_words_by_another_models_transcript(
     aligner = dsmlab.load(tiny_dir, device="cpu")
     assert report["data_used"]["word_times"] == f"aligned to {aligner.name}'s transcript"
     assert report["align_words"] and report["align_with"] == model_identity(aligner)
-    assert finetune.main(argv) == 0
+    assert finetune.main(argv) == 0  # nothing left to train: the first run's step time kept
+    again = json.loads((tmp_path / "out" / "finetune.json").read_text())
+    assert again["seconds_per_step"] == report["seconds_per_step"] > 0
 
 
 def test_validation_rows_come_from_another_split_when_asked(tiny_novad, tmp_path):

@@ -255,6 +255,8 @@ def finetune(
             if main and (step % save_every == 0 or step == steps):
                 state.save(modules, step, log)
     step_s = (time.perf_counter() - started) / timed_steps if timed_steps else None
+    if step_s is None and (out / "finetune.json").is_file():  # a finished training, rerun
+        step_s = json.loads((out / "finetune.json").read_text()).get("seconds_per_step")
     report = settings | {
         "model": model_spec,
         "base": model_identity(base),
