@@ -15,7 +15,7 @@ FIGURES = {
     "04_benchmark_report": 1,
     "05_turns_and_confidence": 2,
     "06_long_streams": 2,
-    "07_finetune": 2,
+    "07_finetune": 3,
 }
 
 
