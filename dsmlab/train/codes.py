@@ -36,6 +36,20 @@ class Example:
     ends: list[float]
     text: str
 
+    def window(self, skip: int, frames: int) -> Example:
+        """Frames `skip` to `skip + frames` (frames + 1 code frames: LMGen drops frame 0) and
+        the words that start inside them, their times shifted; a word begun before the cut is
+        unheard."""
+        cut = skip / FRAME_RATE
+        kept = [k for k, start in enumerate(self.starts) if start >= cut]
+        return Example(
+            self.codes[:, skip : skip + frames + 1],
+            [self.word_ids[k] for k in kept],
+            [self.starts[k] - cut for k in kept],
+            [self.ends[k] - cut for k in kept],
+            self.text,
+        )
+
 
 def word_tokenizer(seed: int = 0) -> bytes:
     """A sentencepiece word model over the corpus vocabulary: one piece per word."""

@@ -67,13 +67,5 @@ def stream_example(
         ends += [s + shift for s in e.ends]
         texts.append(e.text)
         offset += piece.shape[1]
-    codes = torch.cat(pieces, dim=1)[:, skip : skip + frames + 1]
-    cut = skip / FRAME_RATE
-    kept = [k for k, s in enumerate(starts) if s >= cut]  # a word begun before the cut: unheard
-    return Example(
-        codes,
-        [word_ids[k] for k in kept],
-        [starts[k] - cut for k in kept],
-        [ends[k] - cut for k in kept],
-        " ".join(texts),
-    )
+    stream = Example(torch.cat(pieces, dim=1), word_ids, starts, ends, " ".join(texts))
+    return stream.window(skip, frames)

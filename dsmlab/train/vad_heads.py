@@ -219,16 +219,7 @@ def _window(example: Example, labels: torch.Tensor, generator: torch.Generator):
     """A TUNE_FRAMES-step window of a conversation at a random start: (Example, labels)."""
     steps = min(TUNE_FRAMES, len(labels))
     skip = int(torch.randint(len(labels) - steps + 1, (), generator=generator))
-    cut = skip / FRAME_RATE
-    kept = [k for k, start in enumerate(example.starts) if start >= cut]
-    window = Example(
-        example.codes[:, skip : skip + steps + 1],
-        [example.word_ids[k] for k in kept],
-        [example.starts[k] - cut for k in kept],
-        [example.ends[k] - cut for k in kept],
-        "",
-    )
-    return window, labels[skip : skip + steps]
+    return example.window(skip, steps), labels[skip : skip + steps]
 
 
 def held_out_report(x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor) -> dict:
