@@ -4,9 +4,11 @@ when the data has none, and bad input refused in one line."""
 
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -178,6 +180,7 @@ def test_bad_input_is_refused_in_one_line(tiny_novad_dir, tmp_path, capsys):
         (["--dataset", empty], 1, "0 usable rows (3 empty text)"),
         (["--dataset", fine, "--delay", "0.3"], 2, "not a whole number of 0.08 s frames"),
         (["--dataset", fine, "--delay", "9.6"], 2, "past the"),
+        (["--dataset", fine, "--fsdp"], 2, "--fsdp shards across processes: launch with torchrun"),
     ]
     capsys.readouterr()
     for extra, status, message in cases:
@@ -215,6 +218,44 @@ def test_two_gloo_processes_train_as_one_process_on_the_whole_batch(tiny_novad_d
         torch.testing.assert_close(two[name], weight, atol=1e-5, rtol=1e-4)
     report = json.loads((tmp_path / "two" / "finetune.json").read_text())
     assert report["processes"] == 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", [["--full"], ["--lora-rank", "4"]])
+def test_fsdp_shards_the_tuning_and_ends_where_one_process_does(tiny_dir, tmp_path, kind):
+    """--fsdp: the LM sharded across two gloo processes (each holds half of every weight and
+    of the optimizer state), killed after a save and resumed; the merged checkpoint is the one
+    a single process writes on the whole batch. A model with VAD heads, so the validation's
+    streaming inference runs through the sharded LM too."""
+    data = save_to_disk(tmp_path / "data", n=8)
+    args = ["-m", "dsmlab.train.finetune", "--model", str(tiny_dir), "--dataset", data, *kind]
+    args += ["--steps", "6", "--batch-size", "2", "--valid-samples", "2", "--eval-every", "3"]
+    args += ["--save-every", "2", "--stream-frames", "120", "--device", "cpu"]
+    env = os.environ | {"NO_TORCH_COMPILE": "1", "OMP_NUM_THREADS": "1"}
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2"]
+    sharded = [*torchrun, "--master-port", "29564", *args, "--fsdp", "--out", str(tmp_path / "two")]
+    killed = subprocess.Popen(sharded, cwd=ROOT, env=env, start_new_session=True)
+    while not (tmp_path / "two" / "training.pt").exists() and killed.poll() is None:
+        time.sleep(0.01)
+    os.killpg(killed.pid, signal.SIGKILL)
+    killed.wait()
+    assert not (tmp_path / "two" / "model.safetensors").exists()
+    for command in ([sys.executable, *args, "--out", str(tmp_path / "one")], sharded):
+        done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-2000:]
+    one = load_file(tmp_path / "one" / "model.safetensors")
+    two = load_file(tmp_path / "two" / "model.safetensors")
+    base = load_file(tiny_dir / "model.safetensors")
+    changed = {k for k, v in base.items() if not torch.equal(one[k], v)}
+    assert {"transformer.layers.1.gating.linear_out.weight", "text_linear.weight"} <= changed
+    for name, weight in one.items():
+        torch.testing.assert_close(two[name], weight, atol=1e-5, rtol=1e-4)
+    report = json.loads((tmp_path / "two" / "finetune.json").read_text())
+    assert report["processes"] == 2 and report["fsdp"]
+    assert report["kind"] == ("full" if kind == ["--full"] else "lora")
+    logs = [json.loads((tmp_path / r / "training_log.json").read_text()) for r in ("one", "two")]
+    wer = [[e["validation_wer"] for e in log if "validation_wer" in e] for log in logs]
+    assert len(wer[0]) == 3 and wer[1] == wer[0]
 
 
 def test_align_with_times_the_words_by_another_models_transcript(

@@ -19,7 +19,8 @@ as moshi-finetune weighs it, corrupted inputs).
 LoRA (`lora`, moshi's own modules) by default, or `--full`. Seeded and resumable: every
 --save-every steps the trainable state goes to <out>/training.pt and the same command
 continues from there. The log of loss and validation WER (on --valid-samples rows held out of
-the dataset, the first entry before any step) is <out>/training_log.json.
+the dataset, the first entry before any step) is <out>/training_log.json. Under torchrun:
+data parallel, or with `--fsdp` the LM sharded across the processes (`sharding`).
 
 Output in <out>: the merged checkpoint in Kyutai's layout (`dsmlab.load`, the eval scripts,
 moshi's strict loader and Kyutai's scripts load it), config.json's `audio_delay_seconds` the
@@ -41,7 +42,7 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
-from moshi.utils.compile import no_compile
+from moshi.utils.compile import no_compile, no_cuda_graph
 from tqdm import tqdm
 
 from ..checkpoint import model_identity, write_checkpoint
@@ -55,49 +56,21 @@ from ..cli import (
     run_cli,
     torchrun_rank,
 )
-from ..conditioning import check_delay, condition_tensors
+from ..conditioning import checked_delay, condition_tensors
 from ..data import SpeechData, load_data
 from ..errors import UsageError
 from ..loading import load
 from ..model import DSMModel
-from . import finetune_data, lora
+from . import finetune_data, lora, sharding
 from .lm import STREAM_BATCH, padding_weights, text_loss, training_codes, validation_wer
 from .resumable import Checkpointed
-from .stream_examples import stream_example
+from .stream_examples import stream_example, stream_frames_for
 
 STEPS = 1500  # the festival study's LoRA run (FINETUNE.md)
 LEARNING_RATES = {"lora": 2e-3, "full": 2e-4}
 LORA_RANK, LORA_SCALING = 16, 2.0  # moshi's loader defaults the scaling to 2.0
 VALID_SAMPLES = 20
 REPLAY_SHARE = 0.5  # of the utterances in a stream, when --replay-dataset is given
-
-
-def stream_frames_for(model: DSMModel) -> int:
-    """Frames of a training stream: half as long again as the LM's context, so the attention
-    window slides in every example (300 for the bundled models' 200)."""
-    return model.lm.context * 3 // 2
-
-
-def checked_delay(model: DSMModel, delay_s: float | None) -> float:
-    """The delay to tune at: the model's own by default; a new one must be whole frames and
-    inside the LM's attention context; a delay-conditioned model keeps to its delays."""
-    if delay_s is None:
-        return model.delay_s
-    if model.delays_s:
-        return check_delay(delay_s, model.delays_s, model.name, conditioned=True)
-    frames = delay_s * model.frame_rate
-    frame_s = 1 / model.frame_rate
-    if abs(frames - round(frames)) > 1e-3:
-        raise UsageError(
-            f"--delay {delay_s:g} is not a whole number of {frame_s:g} s frames; "
-            f"use e.g. {round(frames) * frame_s:g}"
-        )
-    if round(frames) >= model.lm.context:
-        raise UsageError(
-            f"--delay {delay_s:g} s is past the attention context of {model.name} "
-            f"({model.lm.context * frame_s:g} s): it would write words it can no longer hear"
-        )
-    return round(frames) * frame_s
 
 
 def finetune(
@@ -121,17 +94,20 @@ def finetune(
     validation: SpeechData | None = None,
     replay: SpeechData | None = None,
     replay_share: float = REPLAY_SHARE,
+    fsdp: bool = False,
 ) -> Path:
     """Tune `model_spec` on `data` and write the result to `out`; `lora_rank` None: full
     fine-tuning; `validation`: where the validation rows come from (default: the end of
     `data`, kept out of training); `replay`: data the base model learned from, mixed into the
     streams at `replay_share` of their utterances against forgetting. Under torchrun each
     process takes its share of every batch (data parallel; the gradients summed across
-    processes equal one process's on the whole batch) and rank 0 validates and writes. See
-    the module docstring."""
+    processes equal one process's on the whole batch) and rank 0 validates and writes;
+    `fsdp`: the LM sharded across them (`sharding`). See the module docstring."""
     rank, world = torchrun_rank()
     if batch_size % world:
         raise UsageError(f"--batch-size {batch_size} does not split across {world} processes")
+    if fsdp and world < 2:
+        raise UsageError("--fsdp shards across processes: launch with torchrun --nproc-per-node N")
     if world > 1 and device is None and torch.cuda.is_available():
         device = f"cuda:{os.environ.get('LOCAL_RANK', 0)}"
     torch.manual_seed(seed)
@@ -155,24 +131,18 @@ def finetune(
         if world > 1:
             dist.barrier()
     del aligner  # not needed past the examples: a second model's memory back for training
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
+    torch.cuda.empty_cache()  # a no-op without CUDA
     stream_frames = stream_frames or stream_frames_for(base)
-    config = copy.deepcopy(base.config)
-    config["stt_config"]["audio_delay_seconds"] = delay_s
     lm = base.lm
-    tuned = DSMModel.from_parts(
-        config,
-        base.mimi,
-        lm,
-        base.tokenizer,
-        name=out.name,
-        source=str(out),
-        mimi_config=base.mimi_config,
-    ).at_delay(delay_s)
+    tuned = _tuned_model(base, lm, delay_s, out)
     kind = "full" if lora_rank is None else "lora"
     if lora_rank is not None:
         lora.add_lora(lm, lora_rank, lora_scaling)
+    for unused in (lm.extra_heads, lm.condition_provider):  # what the text loss never reaches
+        for parameter in unused.parameters() if unused is not None else ():
+            parameter.requires_grad = False
+    if fsdp:
+        sharding.shard(lm)
     lr = lr or LEARNING_RATES[kind]
     trainable = [p for p in lm.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=lr, weight_decay=0.01, betas=(0.9, 0.95))
@@ -198,9 +168,13 @@ def finetune(
         "align_with": aligned_to,
         "replay": replay.describe() if replay else None,
         "replay_share": replay_share if replay else None,
+        "fsdp": fsdp or None,
     }
     state = Checkpointed(out / "training.pt", seed, settings)
     modules = {"lm": lora.TrainableState(lm), "optimizer": optimizer, "schedule": schedule}
+    if fsdp:
+        sharded = sharding.ShardedState
+        modules |= {"lm": sharded(lm), "optimizer": sharded(lm, optimizer)}
     first, log = state.resume(modules)
     weights = padding_weights(base.tokenizer.get_piece_size(), lm.device)
     delays = [round(delay_s * base.frame_rate)] * batch_size
@@ -210,12 +184,13 @@ def finetune(
         torch.autocast("cuda", dtype=torch.bfloat16) if lm.device.type == "cuda" else nullcontext()
     )
     main = rank == 0
-    if first == 0 and valid_samples and main:
-        log.append({"step": 0} | _validation(tuned, prepared.held_out))
+    validates = main or fsdp  # a sharded LM runs on every process at once
+    if first == 0 and valid_samples and validates:
+        log.append({"step": 0} | _validation(tuned, prepared.held_out, fsdp))
     started, timed_steps = time.perf_counter(), 0
     quiet = {} if main else {"disable": True}  # an explicit disable would override TQDM_DISABLE
     bar = tqdm(total=steps, initial=first, desc=out.name, unit="step", **quiet)
-    with no_compile(), bar:
+    with no_compile(), no_cuda_graph() if fsdp else nullcontext(), bar:
         for step in range(first + 1, steps + 1):
             lm.train()
             order = torch.Generator().manual_seed(seed * 1_000_003 + step)
@@ -237,7 +212,7 @@ def finetune(
             optimizer.zero_grad()
             loss.backward()
             if world > 1:
-                for p in trainable:
+                for p in trainable if not fsdp else ():  # FSDP has summed them
                     dist.all_reduce(p.grad)
                 dist.all_reduce(loss := loss.detach())
             torch.nn.utils.clip_grad_norm_(trainable, 1.0)
@@ -247,13 +222,14 @@ def finetune(
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.3f}")
             entry = {"step": step, "loss": round(loss.item(), 4)}
-            if main and valid_samples and (step % eval_every == 0 or step == steps):
-                entry |= _validation(tuned, prepared.held_out)
-                bar.write(json.dumps(entry))
+            if validates and valid_samples and (step % eval_every == 0 or step == steps):
+                entry |= _validation(tuned, prepared.held_out, fsdp)
+                if main:
+                    bar.write(json.dumps(entry))
             if step == 1 or step % 10 == 0 or "validation_wer" in entry:
                 log.append(entry)
-            if main and (step % save_every == 0 or step == steps):
-                state.save(modules, step, log)
+            if (main or fsdp) and (step % save_every == 0 or step == steps):
+                state.save(modules, step, log, write=main)
     step_s = (time.perf_counter() - started) / timed_steps if timed_steps else None
     if step_s is None and (out / "finetune.json").is_file():  # a finished training, rerun
         step_s = json.loads((out / "finetune.json").read_text()).get("seconds_per_step")
@@ -269,8 +245,15 @@ def finetune(
     lm.eval()
     if world > 1:
         dist.barrier()
+    whole = sharding.full_weights(lm) if fsdp else None
     if not main:
         return out
+    if fsdp:  # the whole LM again, on rank 0 only
+        lm = load(model_spec, device=lm.device).lm.float()
+        if lora_rank is not None:
+            lora.add_lora(lm, lora_rank, lora_scaling)
+        lm.load_state_dict(whole)
+        tuned = _tuned_model(base, lm, delay_s, out)
     if lora_rank is not None:
         lora.save_adapter(lm, out / "adapter", report | {"base_config": base.config})
         lora.merge(lm)
@@ -279,8 +262,25 @@ def finetune(
     return write_checkpoint(tuned, out, reports=reports)
 
 
-def _validation(model: DSMModel, held_out: list[tuple[str, torch.Tensor]]) -> dict:
+def _tuned_model(base: DSMModel, lm: torch.nn.Module, delay_s: float, out: Path) -> DSMModel:
+    """`base` with `lm`, at `delay_s` (config.json's `audio_delay_seconds`), named after `out`."""
+    config = copy.deepcopy(base.config)
+    config["stt_config"]["audio_delay_seconds"] = delay_s
+    return DSMModel.from_parts(
+        config,
+        base.mimi,
+        lm,
+        base.tokenizer,
+        name=out.name,
+        source=str(out),
+        mimi_config=base.mimi_config,
+    ).at_delay(delay_s)
+
+
+def _validation(model: DSMModel, held_out: list[tuple[str, torch.Tensor]], fsdp: bool) -> dict:
     wer = validation_wer(model, held_out)
+    if fsdp:
+        sharding.reshard(model.lm)
     model.lm.train()
     return {"validation_wer": wer}
 
@@ -353,6 +353,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--eval-every", type=positive_int, default=100)
     parser.add_argument("--save-every", type=positive_int, default=50)
+    parser.add_argument(
+        "--fsdp",
+        action="store_true",
+        help="under torchrun, shard the LM's weights, gradients and optimizer state across the "
+        "processes (for a model whose tuning does not fit one GPU, e.g. --full on stt-2.6b-en)",
+    )
     parser.add_argument("--seed", type=non_negative_int, default=0)
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
     parser.add_argument("--threads", type=positive_int, help="CPU threads for torch")
@@ -373,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         same = ("lora_scaling", "steps", "batch_size", "lr", "seed", "device", "eval_every")
         same += ("save_every", "valid_samples", "stream_frames", "align_words", "align_with")
-        same += ("replay_share",)
+        same += ("replay_share", "fsdp")
         out = finetune(
             args.model,
             data,

@@ -48,10 +48,14 @@ class Checkpointed:
             module.load_state_dict(saved["states"][name])
         return saved["step"], saved["log"]
 
-    def save(self, modules: dict, step: int, log: list[dict]) -> None:
+    def save(self, modules: dict, step: int, log: list[dict], write: bool = True) -> None:
+        """`write` False: only gather the states (a sharded training gathers them on every
+        process and one process writes)."""
+        states = {name: module.state_dict() for name, module in modules.items()}
+        if not write:
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f".{self.path.name}.tmp")
-        states = {name: module.state_dict() for name, module in modules.items()}
         saved = {"states": states, "step": step, "log": list(log), "seed": self.seed}
         torch.save(saved | {"settings": self.settings}, tmp)
         tmp.replace(self.path)

@@ -32,6 +32,12 @@ FROM_START = 0.25  # share of examples that begin where a stream begins (the ini
 TAIL_FRAMES = math.ceil(TAIL_S * FRAME_RATE)  # codes.Example's silent tail, in frames
 
 
+def stream_frames_for(model) -> int:
+    """Frames of a training stream: half as long again as the LM's context, so the attention
+    window slides in every example (300 for the bundled models' 200)."""
+    return model.lm.context * 3 // 2
+
+
 def stream_example(
     examples: list[Example],
     frames: int,
