@@ -125,6 +125,17 @@ def test_lookahead_sentences_mark_their_homophone_and_make_a_share_of_every_spli
     assert both == homophones  # every member of every pair is trained
 
 
+def test_the_train_splits_lookahead_share_is_a_setting_that_leaves_held_out_splits_alone():
+    sizes = {"train": 600, "validation": 40, "test": 60, "festival": 20, "lookahead": 30}
+    default, half = plan(sizes, seed=3), plan(sizes, seed=3, lookahead_share=0.5)
+    for split in ("validation", "test", "festival", "lookahead"):
+        assert [p.words for p in half[split]] == [p.words for p in default[split]], split
+    shares = [sum(bool(p.lookahead) for p in ps["train"]) / 600 for ps in (default, half)]
+    assert abs(shares[0] - LOOKAHEAD_SHARE) < 0.05 and abs(shares[1] - 0.5) < 0.05
+    none = plan({"train": 100}, seed=3, lookahead_share=0.0)["train"]
+    assert not any(p.lookahead for p in none)
+
+
 def test_rendered_rows_carry_the_lookahead_column(corpus):
     for row in corpus["lookahead"]:
         (k,) = row["lookahead"]

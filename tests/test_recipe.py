@@ -86,6 +86,26 @@ def test_a_rerun_with_other_settings_is_refused_before_any_work(tmp_path):
     assert not (tmp_path / "corpus").exists()
 
 
+def test_the_lookahead_share_reaches_the_corpus(tmp_path, monkeypatch):
+    asked = {}
+
+    def generate(out, sizes, seed, workers, lookahead_share):
+        asked["share"] = lookahead_share
+        _leave_results(out, "dataset_dict.json")
+
+    def build(*args, **kwargs):
+        raise KeyboardInterrupt  # stop there: only what the corpus step was asked matters
+
+    monkeypatch.setattr(recipe.corpus, "generate", generate)
+    monkeypatch.setattr(recipe.audio_tokenizer, "build", build)
+    argv = ["--out", str(tmp_path / "r"), "--lookahead-share", "0.5"]
+    assert recipe.main(argv) == 130
+    assert asked["share"] == 0.5
+    saved = json.loads((tmp_path / "r" / recipe.RECIPE_SETTINGS).read_text())
+    assert saved["recipe"]["lookahead_share"] == 0.5
+    assert recipe.main([*argv[:2], "--lookahead-share", "0.2"]) == 2  # another share: refused
+
+
 def test_a_recipe_recorded_before_a_setting_existed_is_refused(tmp_path):
     made = recipe.Recipe(**TINY)
     older = {k: v for k, v in asdict(made).items() if k != "tokenizer_crop"}

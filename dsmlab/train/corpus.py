@@ -21,7 +21,8 @@ through a random room, band limit, noise and speed (`augment`). The splits keep 
   for fine-tuning studies (`dsmlab.train.finetune`); planned last, so asking for it changes
   no other split.
 
-Every other split holds LOOKAHEAD_SHARE of lookahead sentences.
+Every other split holds LOOKAHEAD_SHARE of lookahead sentences (`--lookahead-share` sets the
+train split's alone: models trained at two shares are scored on the same held-out sentences).
 
 Held-out splits use sentences training never saw. Everything is a function of the seed:
 espeak-ng's output depends slightly on what its process said before, so each chunk of
@@ -46,7 +47,7 @@ import soundfile
 import torch
 from tqdm import tqdm
 
-from ..cli import ArgumentParser, non_negative_int, positive_int, run_cli
+from ..cli import ArgumentParser, non_negative_int, positive_int, probability, run_cli
 from ..errors import DSMLabError, UsageError
 from . import augment, speech
 from .sentences import lookahead_sentence, sentence
@@ -124,17 +125,20 @@ def voices_of(split: str) -> list[str]:
     ]
 
 
-def plan(sizes: dict[str, int], seed: int) -> dict[str, list[Plan]]:
+def plan(
+    sizes: dict[str, int], seed: int, lookahead_share: float = LOOKAHEAD_SHARE
+) -> dict[str, list[Plan]]:
     """Every split's utterances, drawn in a fixed order: a split's plan does not depend on the
-    sizes of the splits after it in SPLITS."""
+    sizes of the splits after it in SPLITS, nor on the train split's `lookahead_share`."""
     rng = random.Random(seed)
     seen: set[tuple[str, ...]] = set()
     plans: dict[str, list[Plan]] = {}
     for split in SPLITS:
         names = voices_of(split) if sizes.get(split) else []
+        share = {"lookahead": 1.0, "train": lookahead_share}.get(split, LOOKAHEAD_SHARE)
         plans[split] = []
         while len(plans[split]) < sizes.get(split, 0):
-            if split == "lookahead" or rng.random() < LOOKAHEAD_SHARE:
+            if rng.random() < share:
                 drawn, index = lookahead_sentence(rng)
                 words, lookahead = tuple(drawn), (index,)
             else:
@@ -250,12 +254,19 @@ def _render_chunk(task: tuple[list[Plan], Path]) -> None:
     tmp.replace(path)
 
 
-def generate(out: Path, sizes: dict[str, int], seed: int = 0, workers: int = 2) -> Path:
+def generate(
+    out: Path,
+    sizes: dict[str, int],
+    seed: int = 0,
+    workers: int = 2,
+    lookahead_share: float = LOOKAHEAD_SHARE,
+) -> Path:
     """Write a DatasetDict (save_to_disk) of the requested splits; see the module docstring."""
     import datasets
 
-    plans = plan(sizes, seed)
-    parts = out.parent / f".{out.name}-parts-{seed}"
+    plans = plan(sizes, seed, lookahead_share)
+    shared = "" if lookahead_share == LOOKAHEAD_SHARE else f"-lookahead{lookahead_share:g}"
+    parts = out.parent / f".{out.name}-parts-{seed}{shared}"
     parts.mkdir(parents=True, exist_ok=True)
     chunks = {
         parts / f"{split}-{first:06d}.pkl": items[first : first + CHUNK]
@@ -339,6 +350,12 @@ def main(argv: list[str] | None = None) -> int:
     for split in SPLITS:
         parser.add_argument(f"--{split}", type=non_negative_int, default=SIZES[split])
     parser.add_argument("--seed", type=non_negative_int, default=0)
+    parser.add_argument(
+        "--lookahead-share",
+        type=probability,
+        default=LOOKAHEAD_SHARE,
+        help=f"of the train split's sentences (default {LOOKAHEAD_SHARE}; held-out splits keep it)",
+    )
     parser.add_argument("--workers", type=positive_int, default=2)
     parser.add_argument(
         "--probe-text",
@@ -373,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError("name the corpus folder with --out (or ask for --probe-text)")
         if not any(sizes.values()):
             raise UsageError("every split is empty: ask for some utterances")
-        print(generate(args.out, sizes, args.seed, args.workers))
+        print(generate(args.out, sizes, args.seed, args.workers, args.lookahead_share))
         return 0
 
     return run_cli(body, debug=args.debug)

@@ -34,7 +34,7 @@ from .. import intervals
 from ..audio import FRAME_RATE, SAMPLE_RATE
 from ..bundled import MODELS_DIR, RECIPE_REPORT, RECIPE_SETTINGS, TEST_SPLIT_DIR, data_dir
 from ..checkpoint import CONFIG_NAME
-from ..cli import ArgumentParser, non_negative_int, positive_int, run_cli
+from ..cli import ArgumentParser, non_negative_int, positive_int, probability, run_cli
 from ..conditioning import delay_label
 from ..errors import UsageError
 from ..loading import load
@@ -65,6 +65,7 @@ class Recipe:
     unseen_flite: int = corpus.SIZES["unseen-flite"]
     festival: int = corpus.SIZES["festival"]
     lookahead: int = corpus.SIZES["lookahead"]
+    lookahead_share: float = corpus.LOOKAHEAD_SHARE  # of the train split's sentences
     tokenizer_steps: int = audio_tokenizer.STEPS
     tokenizer_crop: int = audio_tokenizer.CROP_FRAMES  # frames per training cut; 0: whole
     phone_lag: int = audio_tokenizer.PHONE_LAG  # frames the tokenizer's phone labels trail
@@ -101,7 +102,9 @@ def run(out: Path, recipe: Recipe) -> dict:
         _timed(
             "corpus",
             corpus_dir / "dataset_dict.json",
-            lambda: corpus.generate(corpus_dir, sizes, recipe.seed, recipe.workers),
+            lambda: corpus.generate(
+                corpus_dir, sizes, recipe.seed, recipe.workers, recipe.lookahead_share
+            ),
         )
     )
     record(
@@ -309,12 +312,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--delays", type=positive_int, nargs="+", default=list(defaults.delays), help="frames"
     )
+    parser.add_argument(
+        "--lookahead-share",
+        type=probability,
+        default=defaults.lookahead_share,
+        help="of the train split's sentences (the held-out splits keep the default's)",
+    )
     parser.add_argument("--bundle", action="store_true", help="then copy the results into data/")
     args = parser.parse_args(argv)
 
     def body() -> int:
         settings = {name: getattr(args, name) for name in CLI_SETTINGS}
-        recipe = Recipe(delays=tuple(args.delays), **settings)
+        recipe = Recipe(delays=tuple(args.delays), lookahead_share=args.lookahead_share, **settings)
         print(json.dumps(run(args.out, recipe), indent=2))
         if args.bundle:
             bundle(args.out, data_dir() or Path("data"))
