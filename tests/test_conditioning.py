@@ -7,12 +7,15 @@ import kyutai_flow
 import pytest
 import torch
 from conftest import make_audio
+from evaldata import save_to_disk
 from moshi.models.loaders import get_moshi_lm
+from safetensors.torch import load_file
 
 import dsmlab
 from dsmlab.checkpoint import lm_kwargs, write_checkpoint
 from dsmlab.conditioning import condition_tensors, delay_conditioner
 from dsmlab.loading import split_delay
+from dsmlab.train import finetune
 from dsmlab.train.lm import teacher_forced
 from eval import bench, end_to_end
 
@@ -148,3 +151,19 @@ def test_a_folder_whose_name_holds_an_at_loads_whole(conditioned_dir, tmp_path):
 def test_kyutais_script_cannot_run_a_conditioned_model(conditioned_dir, tmp_path):
     with pytest.raises(dsmlab.UsageError, match="passes no delay condition"):
         end_to_end.run(str(conditioned_dir), "synth", tmp_path, 1, 1, [1])
+
+
+def test_fine_tuning_a_conditioned_model_at_one_of_its_delays_leaves_its_delay_table(
+    conditioned_dir, tmp_path
+):
+    """Its condition tensors are made once, before the steps: the table is frozen (training it
+    through them failed at the second step), and the other delay it serves keeps its row."""
+    data = save_to_disk(tmp_path / "data", n=4)
+    argv = ["--model", str(conditioned_dir), "--dataset", data, "--delay", "0.16", "--full"]
+    argv += ["--steps", "3", "--batch-size", "1", "--valid-samples", "0", "--stream-frames", "60"]
+    assert finetune.main([*argv, "--device", "cpu", "--out", str(tmp_path / "out")]) == 0
+    base = load_file(conditioned_dir / "model.safetensors")
+    tuned = load_file(tmp_path / "out" / "model.safetensors")
+    table = [k for k in base if k.startswith("condition_provider.")]
+    assert table and all(torch.equal(tuned[k], base[k]) for k in table)
+    assert not torch.equal(tuned["text_linear.weight"], base["text_linear.weight"])

@@ -4,13 +4,13 @@ when the data has none, and bad input refused in one line."""
 
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 import soundfile
 import torch
@@ -234,11 +234,14 @@ def test_fsdp_shards_the_tuning_and_ends_where_one_process_does(tiny_dir, tmp_pa
     env = os.environ | {"NO_TORCH_COMPILE": "1", "OMP_NUM_THREADS": "1"}
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2"]
     sharded = [*torchrun, "--master-port", "29564", *args, "--fsdp", "--out", str(tmp_path / "two")]
-    killed = subprocess.Popen(sharded, cwd=ROOT, env=env, start_new_session=True)
+    killed = subprocess.Popen(sharded, cwd=ROOT, env=env)
     while not (tmp_path / "two" / "training.pt").exists() and killed.poll() is None:
         time.sleep(0.01)
-    os.killpg(killed.pid, signal.SIGKILL)
+    launcher = psutil.Process(killed.pid)
+    for process in [*launcher.children(recursive=True), launcher]:  # the workers, then torchrun
+        process.kill()
     killed.wait()
+    assert torch.load(tmp_path / "two" / "training.pt", weights_only=False)["step"] < 6
     assert not (tmp_path / "two" / "model.safetensors").exists()
     for command in ([sys.executable, *args, "--out", str(tmp_path / "one")], sharded):
         done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
@@ -251,7 +254,7 @@ def test_fsdp_shards_the_tuning_and_ends_where_one_process_does(tiny_dir, tmp_pa
     for name, weight in one.items():
         torch.testing.assert_close(two[name], weight, atol=1e-5, rtol=1e-4)
     report = json.loads((tmp_path / "two" / "finetune.json").read_text())
-    assert report["processes"] == 2 and report["fsdp"]
+    assert report["processes"] == 2 and report["fsdp"] and report["seconds_per_step"]  # resumed
     assert report["kind"] == ("full" if kind == ["--full"] else "lora")
     logs = [json.loads((tmp_path / r / "training_log.json").read_text()) for r in ("one", "two")]
     wer = [[e["validation_wer"] for e in log if "validation_wer" in e] for log in logs]

@@ -101,15 +101,16 @@ def finetune(
     `data`, kept out of training); `replay`: data the base model learned from, mixed into the
     streams at `replay_share` of their utterances against forgetting. Under torchrun each
     process takes its share of every batch (data parallel; the gradients summed across
-    processes equal one process's on the whole batch) and rank 0 validates and writes;
-    `fsdp`: the LM sharded across them (`sharding`). See the module docstring."""
+    processes equal one process's on the whole batch) and rank 0 writes; `fsdp`: the LM
+    sharded across them (`sharding`; every process validates). See the module docstring."""
     rank, world = torchrun_rank()
     if batch_size % world:
         raise UsageError(f"--batch-size {batch_size} does not split across {world} processes")
     if fsdp and world < 2:
         raise UsageError("--fsdp shards across processes: launch with torchrun --nproc-per-node N")
-    if world > 1 and device is None and torch.cuda.is_available():
-        device = f"cuda:{os.environ.get('LOCAL_RANK', 0)}"
+    if world > 1 and (device or "cuda").startswith("cuda") and torch.cuda.is_available():
+        device = device or f"cuda:{os.environ.get('LOCAL_RANK', 0)}"
+        torch.cuda.set_device(device)  # where FSDP and NCCL put this process's tensors
     torch.manual_seed(seed)
     base = load(model_spec, device=device)
     base_dtype = base.lm.dtype
@@ -138,8 +139,10 @@ def finetune(
     kind = "full" if lora_rank is None else "lora"
     if lora_rank is not None:
         lora.add_lora(lm, lora_rank, lora_scaling)
-    for unused in (lm.extra_heads, lm.condition_provider):  # what the text loss never reaches
-        for parameter in unused.parameters() if unused is not None else ():
+    # frozen: the VAD heads (the text loss never reaches them), a delay table (its condition
+    # tensors are made once, before the steps: the other delays it serves stay as they were)
+    for frozen in (lm.extra_heads, lm.condition_provider):
+        for parameter in frozen.parameters() if frozen is not None else ():
             parameter.requires_grad = False
     if fsdp:
         sharding.shard(lm)
@@ -169,6 +172,7 @@ def finetune(
         "replay": replay.describe() if replay else None,
         "replay_share": replay_share if replay else None,
         "fsdp": fsdp or None,
+        "frozen": "VAD heads, delay table",  # a training.pt made before did not freeze them
     }
     state = Checkpointed(out / "training.pt", seed, settings)
     modules = {"lm": lora.TrainableState(lm), "optimizer": optimizer, "schedule": schedule}
@@ -185,12 +189,12 @@ def finetune(
     )
     main = rank == 0
     validates = main or fsdp  # a sharded LM runs on every process at once
-    if first == 0 and valid_samples and validates:
-        log.append({"step": 0} | _validation(tuned, prepared.held_out, fsdp))
-    started, timed_steps = time.perf_counter(), 0
     quiet = {} if main else {"disable": True}  # an explicit disable would override TQDM_DISABLE
     bar = tqdm(total=steps, initial=first, desc=out.name, unit="step", **quiet)
     with no_compile(), no_cuda_graph() if fsdp else nullcontext(), bar:
+        if first == 0 and valid_samples and validates:
+            log.append({"step": 0} | _validation(tuned, prepared.held_out, fsdp))
+        started, timed_steps = time.perf_counter(), 0
         for step in range(first + 1, steps + 1):
             lm.train()
             order = torch.Generator().manual_seed(seed * 1_000_003 + step)
@@ -266,15 +270,8 @@ def _tuned_model(base: DSMModel, lm: torch.nn.Module, delay_s: float, out: Path)
     """`base` with `lm`, at `delay_s` (config.json's `audio_delay_seconds`), named after `out`."""
     config = copy.deepcopy(base.config)
     config["stt_config"]["audio_delay_seconds"] = delay_s
-    return DSMModel.from_parts(
-        config,
-        base.mimi,
-        lm,
-        base.tokenizer,
-        name=out.name,
-        source=str(out),
-        mimi_config=base.mimi_config,
-    ).at_delay(delay_s)
+    named = {"name": out.name, "source": str(out), "mimi_config": base.mimi_config}
+    return DSMModel.from_parts(config, base.mimi, lm, base.tokenizer, **named).at_delay(delay_s)
 
 
 def _validation(model: DSMModel, held_out: list[tuple[str, torch.Tensor]], fsdp: bool) -> dict:

@@ -26,7 +26,7 @@ class Checkpointed:
         step it had reached and its log, or (0, []) for a fresh start."""
         if not self.path.is_file():
             return 0, []
-        saved = torch.load(self.path, weights_only=False)
+        saved = torch.load(self.path, weights_only=False, mmap=True)  # every process reads it
         if saved["seed"] != self.seed:
             raise DSMLabError(
                 f"{self.path} holds a training with seed {saved['seed']}, not {self.seed}: "

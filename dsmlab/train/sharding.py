@@ -105,4 +105,7 @@ class ShardedState:
         if self.optimizer is not None:
             set_optimizer_state_dict(self.lm, self.optimizer, state, options=options)
         else:
+            trainable = {n for n, p in self.lm.named_parameters() if p.requires_grad}
+            if missing := trainable - set(state):
+                raise KeyError(f"saved state lacks {sorted(missing)[:3]}")
             set_model_state_dict(self.lm, state, options=options)
