@@ -56,17 +56,20 @@ def shard(lm: torch.nn.Module) -> None:
     root = _Root(lm)
     fully_shard(root, mesh=mesh, ignored_params=set(kept.parameters()))
     lm.forward_text = root.__call__  # an instance attribute: this LM only
-    for module in root.modules():
-        if isinstance(module, FSDPModule):
-            module.set_gradient_divide_factor(1.0)
-            module.set_force_sum_reduction_for_comms(True)
+    for module in _sharded(lm):
+        module.set_gradient_divide_factor(1.0)
+        module.set_force_sum_reduction_for_comms(True)
 
 
 def reshard(lm: torch.nn.Module) -> None:
     """Free the weights an inference left gathered."""
-    for module in lm.forward_text.__self__.modules():
-        if isinstance(module, FSDPModule):
-            module.reshard()
+    for module in _sharded(lm):
+        module.reshard()
+
+
+def _sharded(lm: torch.nn.Module) -> list[FSDPModule]:
+    """The units `shard` made of `lm`, its root (`lm.forward_text`'s owner) first."""
+    return [m for m in lm.forward_text.__self__.modules() if isinstance(m, FSDPModule)]
 
 
 def _units(module: torch.nn.Module, kept: torch.nn.Module) -> list[torch.nn.Module]:
@@ -97,7 +100,7 @@ class ShardedState:
     def state_dict(self) -> dict:
         if self.optimizer is not None:
             return get_optimizer_state_dict(self.lm, self.optimizer, options=FULL)
-        trainable = {n for n, p in self.lm.named_parameters() if p.requires_grad}
+        trainable = self._trainable()
         return {n: w for n, w in full_weights(self.lm).items() if n in trainable}
 
     def load_state_dict(self, state: dict) -> None:
@@ -105,7 +108,9 @@ class ShardedState:
         if self.optimizer is not None:
             set_optimizer_state_dict(self.lm, self.optimizer, state, options=options)
         else:
-            trainable = {n for n, p in self.lm.named_parameters() if p.requires_grad}
-            if missing := trainable - set(state):
+            if missing := self._trainable() - set(state):
                 raise KeyError(f"saved state lacks {sorted(missing)[:3]}")
             set_model_state_dict(self.lm, state, options=options)
+
+    def _trainable(self) -> set[str]:
+        return {n for n, p in self.lm.named_parameters() if p.requires_grad}
