@@ -2,10 +2,15 @@
 
 import io
 import json
+import sys
 
 import datasets
 import soundfile
 from conftest import make_audio
+
+# Two local processes; --standalone lets torchrun pick a free port, so back-to-back launches
+# (a killed run and its resume) never meet a port still held by the one before.
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
 
 TEXT = "Hello world, again!"
 WORDS = [

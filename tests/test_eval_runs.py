@@ -6,7 +6,7 @@ from pathlib import Path
 
 import datasets
 import pytest
-from evaldata import jsonl_with_files, rows, save_to_disk
+from evaldata import TORCHRUN, jsonl_with_files, rows, save_to_disk
 
 import dsmlab
 from dsmlab.data import load_data
@@ -192,18 +192,7 @@ def test_two_process_torchrun_equals_one_process(tiny_novad_dir, tmp_path):
     )
     assert single.returncode == 0, single.stderr[-2000:]
     double = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc-per-node",
-            "2",
-            "--master-port",
-            "29561",
-            *args,
-            "--out",
-            str(tmp_path / "two"),
-        ],
+        [*TORCHRUN, *args, "--out", str(tmp_path / "two")],
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -14,7 +14,7 @@ import psutil
 import pytest
 import soundfile
 import torch
-from evaldata import save_to_disk
+from evaldata import TORCHRUN, save_to_disk
 from kyutai_flow import load as kyutai_load
 from moshi.models.loaders import get_moshi_lm
 from safetensors.torch import load_file
@@ -200,8 +200,7 @@ def test_two_gloo_processes_train_as_one_process_on_the_whole_batch(tiny_novad_d
     args += ["--steps", "3", "--batch-size", "2", "--valid-samples", "2", "--eval-every", "3"]
     args += ["--stream-frames", "120", "--device", "cpu"]
     env = os.environ | {"NO_TORCH_COMPILE": "1", "OMP_NUM_THREADS": "1"}
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2"]
-    for launch, out in (([sys.executable], "one"), ([*torchrun, "--master-port", "29563"], "two")):
+    for launch, out in (([sys.executable], "one"), (TORCHRUN, "two")):
         done = subprocess.run(
             [*launch, *args, "--out", str(tmp_path / out)],
             cwd=ROOT,
@@ -232,8 +231,7 @@ def test_fsdp_shards_the_tuning_and_ends_where_one_process_does(tiny_dir, tmp_pa
     args += ["--steps", "6", "--batch-size", "2", "--valid-samples", "2", "--eval-every", "3"]
     args += ["--save-every", "2", "--stream-frames", "120", "--device", "cpu"]
     env = os.environ | {"NO_TORCH_COMPILE": "1", "OMP_NUM_THREADS": "1"}
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2"]
-    sharded = [*torchrun, "--master-port", "29564", *args, "--fsdp", "--out", str(tmp_path / "two")]
+    sharded = [*TORCHRUN, *args, "--fsdp", "--out", str(tmp_path / "two")]
     killed = subprocess.Popen(sharded, cwd=ROOT, env=env)
     while not (tmp_path / "two" / "training.pt").exists() and killed.poll() is None:
         time.sleep(0.01)
