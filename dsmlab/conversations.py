@@ -6,14 +6,16 @@ Turns alternate between two speakers (voices, when the data names speakers); a t
 more sentences (utterances) of its speaker. Three kinds of silence, each timed from the words:
 
 - end of turn: after a turn's last word, until the other speaker starts;
+- hesitation: a pause inside a sentence right after a filler ("I'd like a, uh ... pizza"),
+  wherever the transcript has one (`normalizers.oalb.FILLERS`, the words WER scoring drops);
 - unfinished: a pause inside a sentence, after a word a sentence cannot end on (a determiner, a
   conjunction, a preposition: "I'd like a ... pizza"; any inner word boundary where a sentence
   has none of those words);
 - finished: a pause between two sentences of one turn: the sentence is done, the turn is not.
 
-An acoustic VAD hears the same silence in all three; only a model that follows the words can
-tell an unfinished sentence from a finished one. After a finished sentence only the length of
-the silence tells whether the turn goes on.
+An acoustic VAD hears the same silence in all of them; only a model that follows the words can
+tell an unfinished sentence (hesitating or not) from a finished one. After a finished sentence
+only the length of the silence tells whether the turn goes on.
 """
 
 from __future__ import annotations
@@ -24,8 +26,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .normalizers.oalb import FILLERS
+
 END_OF_TURN, UNFINISHED, FINISHED = "end_of_turn", "unfinished", "finished"
-MID_TURN = (UNFINISHED, FINISHED)
+HESITATION = "hesitation"  # an unfinished sentence, the pause after a filler
+MID_TURN = (UNFINISHED, HESITATION, FINISHED)
 # English words a sentence cannot end on: a pause after one is plainly mid-sentence.
 UNFINISHED_AFTER = frozenset(
     "a an the every some my your his her our their its no and or but nor to of with from for "
@@ -99,7 +104,7 @@ def build_conversation(
     """One conversation from `turns` (each a list of utterances with .audio at `sample_rate`,
     .words, .id). Between turns, a silence drawn from `turn_gaps_s`; between a turn's sentences,
     one drawn from `pauses_s`; inside a sentence, with probability `unfinished_share`, one
-    drawn from `pauses_s` after a word a sentence cannot end on."""
+    drawn from `pauses_s` after a filler, else after a word a sentence cannot end on."""
     pieces: list[np.ndarray] = [_silence(LEAD_S, sample_rate)]
     clock = LEAD_S
     words: list[dict] = []
@@ -131,7 +136,8 @@ def build_conversation(
             cut = 0.0  # where the audio is split inside the sentence
             if k is not None:
                 cut = (spoken[k - 1]["end"] + spoken[k]["start"]) / 2
-                speak(spoken[:k], rng.choice(list(pauses_s)), UNFINISHED, 0.0, cut)
+                kind = HESITATION if _bare(spoken[k - 1]["word"]) in FILLERS else UNFINISHED
+                speak(spoken[:k], rng.choice(list(pauses_s)), kind, 0.0, cut)
                 spoken = spoken[k:]
             last_sentence = s == len(turn) - 1
             after = rng.choice(list(turn_gaps_s if last_sentence else pauses_s))
@@ -149,11 +155,13 @@ def build_conversation(
 
 
 def _unfinished_cut(words: Sequence[dict], rng: random.Random) -> int | None:
-    """Index of the word after which to pause mid-sentence: after a word a sentence cannot end
-    on where there is one, else after any inner word; None for one-word sentences."""
+    """Index of the word after which to pause mid-sentence: after a filler where there is one,
+    else after a word a sentence cannot end on, else after any inner word; None for one-word
+    sentences."""
     inner = range(1, len(words))
+    hesitating = [k for k in inner if _bare(words[k - 1]["word"]) in FILLERS]
     plain = [k for k in inner if _bare(words[k - 1]["word"]) in UNFINISHED_AFTER]
-    choices = plain or list(inner)
+    choices = hesitating or plain or list(inner)
     return rng.choice(choices) if choices else None
 
 

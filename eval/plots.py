@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 import dsmlab
+from dsmlab.conversations import FINISHED, HESITATION, MID_TURN, UNFINISHED
 
 
 def wer_histogram(records: Sequence[dict], path: Path) -> Path:
@@ -171,6 +172,13 @@ def reliability(curves: dict, path: Path) -> Path:
     return _save(fig, path)
 
 
+PAUSE_WORDS = {
+    UNFINISHED: "in an unfinished sentence",
+    HESITATION: "after a filler (uh, um)",
+    FINISHED: "after a finished sentence",
+}
+
+
 def turn_curves(rows: Sequence[dict], pr_path: Path, latency_path: Path) -> tuple[Path, Path]:
     """eval.turns: precision against recall per detector (one point per threshold; silero: per
     pause rule), and the trade a voice agent makes: median detection latency against F1, and
@@ -189,19 +197,20 @@ def turn_curves(rows: Sequence[dict], pr_path: Path, latency_path: Path) -> tupl
     ax.set_title("End-of-turn detection")
     ax.legend(fontsize=8)
     _save(fig, pr_path)
-    fig = _figure(figsize=(14, 3.8))
-    by_f1, unfinished, finished = fig.subplots(1, 3, sharey=True)
+    kinds = [k for k in MID_TURN if any(r.get(f"{k}_triggers_per_pause") is not None for r in rows)]
+    fig = _figure(figsize=(4.7 * (1 + len(kinds)), 3.8))
+    by_f1, *by_kind = np.atleast_1d(fig.subplots(1, 1 + len(kinds), sharey=True))
     for name in detectors:
         mine = sorted((r for r in rows if r["detector"] == name), key=lambda r: r["threshold"])
         latency = [r.get("latency_median_s", np.nan) for r in mine]
         line = by_f1.plot([r["f1"] for r in mine], latency, "o-", label=name)[0]
-        for ax, kind in ((unfinished, "unfinished"), (finished, "finished")):
+        for ax, kind in zip(by_kind, kinds, strict=True):
             xs = [r[f"{kind}_triggers_per_pause"] for r in mine]
             ax.plot(xs, latency, "o-", color=line.get_color(), label=name)
     by_f1.set_xlabel("F1 of end-of-turn events")
     by_f1.set_ylabel("median latency after the end (s)")
-    unfinished.set_xlabel("false triggers per pause in an unfinished sentence")
-    finished.set_xlabel("false triggers per pause after a finished sentence")
+    for ax, kind in zip(by_kind, kinds, strict=True):
+        ax.set_xlabel(f"false triggers per pause {PAUSE_WORDS[kind]}")
     by_f1.legend(fontsize=8)
     fig.suptitle("End-of-turn detection: latency against accuracy (one point per setting)")
     return pr_path, _save(fig, latency_path)

@@ -4,8 +4,8 @@
 An event (a detector saying "the turn ended" at stream time t) belongs to the latest boundary
 at or before t. It is a hit when that boundary is an end of turn not yet detected and
 t - end <= tolerance (latency = t - end); a false trigger in a mid-turn pause when the
-boundary is one (counted by kind: an unfinished sentence, or a finished sentence inside a
-turn); any other event (during speech, a second event for one end, or later than the
+boundary is one (counted by kind: an unfinished sentence, a hesitation, or a finished sentence
+inside a turn); any other event (during speech, a second event for one end, or later than the
 tolerance) is a false alarm. Precision = hits / events, recall = hits / ends.
 """
 
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dsmlab.conversations import END_OF_TURN, FINISHED, MID_TURN, UNFINISHED, Boundary
+from dsmlab.conversations import END_OF_TURN, MID_TURN, Boundary
 
 
 @dataclass
@@ -67,15 +67,17 @@ def score_events(
 
 
 def rates(score: Score) -> dict:
-    """Precision, recall, F1, and false triggers per mid-turn pause (all, and by kind)."""
+    """Precision, recall, F1, and false triggers per mid-turn pause (all, and by kind: None for a
+    kind the conversations have no pause of)."""
     precision = score.hits / score.events if score.events else 0.0
     recall = score.hits / score.ends if score.ends else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     found = {"precision": precision, "recall": recall, "f1": f1}
     total = sum(score.pauses.values())
     found["mid_turn_triggers_per_pause"] = sum(score.triggers.values()) / max(total, 1)
-    for kind in (UNFINISHED, FINISHED):
-        found[f"{kind}_triggers_per_pause"] = score.triggers[kind] / max(score.pauses[kind], 1)
+    for kind in MID_TURN:
+        pauses = score.pauses[kind]
+        found[f"{kind}_triggers_per_pause"] = score.triggers[kind] / pauses if pauses else None
     return found
 
 
@@ -86,8 +88,7 @@ SUMMARY = [
     "recall",
     "f1",
     "latency_median_s",
-    "unfinished_triggers_per_pause",
-    "finished_triggers_per_pause",
+    *(f"{kind}_triggers_per_pause" for kind in MID_TURN),
 ]
 F1_LEVELS = (0.8, 0.9)  # "at equal precision/recall": the fastest setting reaching each F1
 

@@ -2,9 +2,9 @@
 
 Conversations with known turn ends and mid-turn pauses are built from the dataset's word
 times (`dsmlab.conversations`: turns of one to --sentences utterances alternating between two
-speakers, pauses of --mid-pauses seconds inside unfinished sentences and between a turn's
-finished sentences), streamed through the model in real-time order, and each detector's events
-are scored (`turn_streams`):
+speakers, pauses of --mid-pauses seconds inside unfinished sentences, after a filler where the
+transcript has one, and between a turn's finished sentences), streamed through the model in
+real-time order, and each detector's events are scored (`turn_streams`):
 
 - semantic: each VAD head of the model, firing when its probability reaches a threshold
   (every threshold of --thresholds);
@@ -16,7 +16,8 @@ are scored (`turn_streams`):
 
 Per detector and threshold: precision, recall and F1 of end-of-turn events within
 --tolerance, detection latency after the true end (median, p90), and false triggers in
-mid-turn pauses (per pause of each kind, and per minute of audio); 95% bootstrap intervals over
+mid-turn pauses (per pause of each kind: unfinished sentence, filler, finished sentence; and per
+minute of audio); 95% bootstrap intervals over
 conversations for F1 and the latency median; and per detector the lowest latency at which it
 reaches F1 0.8 and 0.9 (detectors compared at equal accuracy). Writes turns.json, turns.csv,
 turns_pr.png and turns_latency.png (latency against F1 and against false triggers).
@@ -263,7 +264,7 @@ def write(args, model, conversations, table: list[dict]) -> None:
         },
     )
     plots.turn_curves(table, args.out / "turns_pr.png", args.out / "turns_latency.png")
-    best = pd.DataFrame(best_per_detector(table))
+    best = pd.DataFrame(best_per_detector(table)).dropna(axis=1, how="all")  # kinds not there
     print(f"{model.name}: end of turn, best F1 per detector ({len(conversations)} conversations)")
     print(best.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print("lowest median latency (s) at equal F1, per detector:")

@@ -9,7 +9,7 @@ from huggingface_hub import DatasetCard, ModelCard
 
 import dsmlab
 from dsmlab.bundled import MODELS_DIR, RECIPE_REPORT, RECIPE_SETTINGS, TEST_SPLIT_DIR, data_dir
-from dsmlab.train import cards
+from dsmlab.train import cards, recipe
 
 DATA = data_dir()
 REPORT = json.loads((DATA / MODELS_DIR / RECIPE_REPORT).read_text())
@@ -53,7 +53,7 @@ def test_the_dataset_card_describes_the_bundled_split():
     card = DatasetCard.load(DATA / TEST_SPLIT_DIR / cards.CARD_NAME)
     info = card.data.to_dict()["dataset_info"]
     held_out = datasets.load_from_disk(str(DATA / TEST_SPLIT_DIR))
-    assert [s["name"] for s in info["splits"]] == list(held_out) == ["test", "lookahead"]
+    assert [s["name"] for s in info["splits"]] == list(held_out) == list(recipe.BUNDLED_SPLITS)
     assert [s["num_examples"] for s in info["splits"]] == [len(s) for s in held_out.values()]
     assert sum(s["num_bytes"] for s in info["splits"]) == info["dataset_size"]
     test = held_out["test"]

@@ -1,4 +1,4 @@
-"""dsmlab.conversations: turns between two voices, pauses of three kinds, exact boundaries."""
+"""dsmlab.conversations: turns between two voices, pauses of each kind, exact boundaries."""
 
 import random
 from types import SimpleNamespace
@@ -9,7 +9,9 @@ import pytest
 from dsmlab.conversations import (
     END_OF_TURN,
     FINISHED,
+    HESITATION,
     MARGIN_S,
+    MID_TURN,
     UNFINISHED,
     build_conversation,
     plan_turns,
@@ -54,6 +56,19 @@ def test_pauses_of_each_kind_sit_where_the_words_say():
     for w in found.words:
         assert found.audio[round(w["start"] * RATE) + 1 : round(w["end"] * RATE) - 1].min() == 1
     assert found.source_ids == ["a", "b", "c"]
+
+
+def test_a_pause_after_a_filler_is_a_hesitation_whatever_precedes_it():
+    """The filler wins over a word a sentence cannot end on ("the"): the pause is the
+    speaker's, after "uh", and scored as its own kind."""
+    words = [("i", 0.2, 0.4), ("want", 0.4, 0.7), ("the", 0.7, 0.9), ("uh,", 0.9, 1.3)]
+    a = utterance("a", [*words, ("cake", 1.3, 1.7)])
+    found = build_conversation([[a]], RATE, [1.0], [0.8], random.Random(3), unfinished_share=1.0)
+    assert [x.kind for x in found.boundaries] == [HESITATION, END_OF_TURN]
+    ends = {w["word"]: w["end"] for w in found.words}
+    assert found.boundaries[0].time == pytest.approx(ends["uh,"])
+    assert found.boundaries[0].pause_s == pytest.approx(0.8, abs=MARGIN_S + 1e-6)
+    assert HESITATION in MID_TURN
 
 
 def test_without_a_word_a_sentence_cannot_end_on_the_pause_goes_at_an_inner_boundary():

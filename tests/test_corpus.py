@@ -18,8 +18,9 @@ from dsmlab.train.corpus import (
     TRAIN_FLITE,
     generate,
     plan,
+    voices_of,
 )
-from dsmlab.train.sentences import HOMOPHONES, vocabulary
+from dsmlab.train.sentences import HESITATIONS, HOMOPHONES, vocabulary
 
 SIZES = {"train": 8, "validation": 2, "test": 4, "unseen-flite": 2, "festival": 2, "lookahead": 3}
 pytestmark = pytest.mark.skipif(
@@ -134,6 +135,22 @@ def test_the_train_splits_lookahead_share_is_a_setting_that_leaves_held_out_spli
     assert abs(shares[0] - LOOKAHEAD_SHARE) < 0.05 and abs(shares[1] - 0.5) < 0.05
     none = plan({"train": 100}, seed=3, lookahead_share=0.0)["train"]
     assert not any(p.lookahead for p in none)
+
+
+def test_the_hesitation_probe_is_planned_apart_and_changes_no_other_split():
+    sizes = {"train": 300, "validation": 20, "test": 40, "lookahead": 10}
+    without = plan(sizes, seed=3)
+    probe = {**sizes, "hesitation": 30}
+    withit, half = plan(probe, seed=3), plan(probe, seed=3, lookahead_share=0.5)
+    for split in sizes:
+        assert withit[split] == without[split], split
+    assert [p.words for p in half["hesitation"]] == [p.words for p in withit["hesitation"]]
+    assert len(withit["hesitation"]) == 30
+    for p in withit["hesitation"]:
+        assert sum(w in HESITATIONS for w in p.words) == 1 and not p.lookahead
+        assert all(v.synthesizer == "espeak-ng" for v in p.voices)  # the test split's voices
+    voices = {v.name for p in withit["hesitation"] for v in p.voices}
+    assert voices <= set(voices_of("test"))
 
 
 def test_rendered_rows_carry_the_lookahead_column(corpus):

@@ -19,6 +19,7 @@ TINY = {
     "unseen_flite": 2,
     "festival": 2,
     "lookahead": 2,
+    "hesitation": 2,
     "tokenizer_steps": 4,
     "lm_steps": 20,
     "stream_frames": 60,
@@ -33,7 +34,8 @@ def test_the_recipe_trains_its_delays_at_once_as_it_would_in_turn_and_resumes(
     sizes = {
         k.replace("_", "-"): v
         for k, v in TINY.items()
-        if k in ("train", "validation", "test", "unseen_flite", "festival", "lookahead")
+        if k
+        in ("train", "validation", "test", "unseen_flite", "festival", "lookahead", "hesitation")
     }
     corpus = generate(tmp_path / "corpus", sizes, seed=0)
     tokenizer = audio_tokenizer.build(corpus, tmp_path / "tokenizer", steps=4, batch_size=4)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from dsmlab.conversations import END_OF_TURN, FINISHED, UNFINISHED, Boundary
+from dsmlab.conversations import END_OF_TURN, FINISHED, HESITATION, UNFINISHED, Boundary
 from eval import turns
 from eval.turn_streams import latency_at_f1, rates, score_events
 
@@ -29,8 +29,14 @@ def test_events_are_scored_against_the_latest_boundary():
         "f1": pytest.approx(2 / 9),
         "mid_turn_triggers_per_pause": 1.5,
         "unfinished_triggers_per_pause": 2.0,
+        "hesitation_triggers_per_pause": None,  # no pause of that kind: no rate, not 0
         "finished_triggers_per_pause": 1.0,
     }
+    hesitating = [*boundaries[:3], Boundary(7.0, HESITATION, 1.0), boundaries[3]]
+    score = score_events([*events, 7.5, 7.9], hesitating, tolerance_s=2.5)
+    assert score.triggers == {UNFINISHED: 2, FINISHED: 1, HESITATION: 2}
+    assert rates(score)["hesitation_triggers_per_pause"] == 2.0
+    assert rates(score)["mid_turn_triggers_per_pause"] == pytest.approx(5 / 3)
 
 
 def test_detectors_are_compared_at_equal_f1_by_their_fastest_setting():
@@ -84,3 +90,21 @@ def test_eval_turns_end_to_end(tmp_path):
     assert low <= rows["silero"]["f1"] <= high
     for name in ("turns_pr.png", "turns_latency.png", "turns.csv"):
         assert (out / name).stat().st_size > 100
+
+
+@pytest.mark.slow
+def test_eval_turns_scores_hesitation_pauses_apart_on_the_hesitation_probe(tmp_path):
+    """The bundled hesitation split: a pause after "uh"/"um" is its own kind, with its own rate
+    of false triggers; the test split has none of them, so no rate at all."""
+    args = ["--model", "synth-d2", "--conversations", "3", "--turns", "2"]
+    args += ["--thresholds", "0.5", "--pauses", "0.5"]
+    for split in ("hesitation", "test"):
+        out = tmp_path / split
+        assert turns.main([*args, "--split", split, "--out", str(out)]) == 0
+        report = json.loads((out / "turns.json").read_text())
+        rates = {r["detector"]: r["hesitation_triggers_per_pause"] for r in report["rows"]}
+        if split == "hesitation":
+            assert report["hesitation_pauses"] > 0
+            assert all(rate is not None and rate >= 0 for rate in rates.values())
+        else:
+            assert report["hesitation_pauses"] == 0 and set(rates.values()) == {None}

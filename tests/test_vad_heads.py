@@ -25,11 +25,12 @@ def test_each_step_is_labelled_by_the_silence_its_frame_starts_in():
         Boundary(0.2, "unfinished", 0.16),  # silent from 0.2 to 0.36
         Boundary(0.5, "finished", 0.1),
         Boundary(0.7, "end_of_turn", 0.3),
+        Boundary(1.1, "hesitation", 0.1),  # after "uh": a sentence unfinished as any
     ]
     talk = Conversation(np.zeros(24000, np.float32), 24000, boundaries)
-    labels = frame_labels(talk, 14)  # frames start at 0, 0.08, 0.16, ...
+    labels = frame_labels(talk, 16)  # frames start at 0, 0.08, 0.16, ...
     S, U, F, E = SPEAKING, UNFINISHED, FINISHED, END_OF_TURN
-    assert labels.tolist() == [S, S, S, U, U, S, S, F, S, E, E, E, E, S]
+    assert labels.tolist() == [S, S, S, U, U, S, S, F, S, E, E, E, E, S, U, S]
 
 
 def test_the_fitted_head_separates_held_out_features():

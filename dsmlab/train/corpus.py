@@ -17,9 +17,12 @@ through a random room, band limit, noise and speed (`augment`). The splits keep 
 - festival: festival's voices, a synthesizer training never used;
 - lookahead: the test split's voices, every sentence a lookahead sentence (`sentences`): a
   homophone that only the word after it decides, its index in the `lookahead` column;
+- hesitation: the test split's voices, every sentence with a filler ("uh", "um") after a word it
+  cannot end on: the probe of hesitation pauses for `eval.turns --split hesitation`;
 - festival-train (empty unless asked for): festival's voices on sentences no other split holds,
-  for fine-tuning studies (`dsmlab.train.finetune`); planned last, so asking for it changes
-  no other split.
+  for fine-tuning studies (`dsmlab.train.finetune`).
+
+The last two are planned last, so asking for them changes no other split.
 
 Every other split holds LOOKAHEAD_SHARE of lookahead sentences (`--lookahead-share` sets the
 train split's alone: models trained at two shares are scored on the same held-out sentences).
@@ -35,8 +38,6 @@ import io
 import json
 import pickle
 import random
-import shlex
-import subprocess
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -50,7 +51,8 @@ from tqdm import tqdm
 from ..cli import ArgumentParser, non_negative_int, positive_int, probability, run_cli
 from ..errors import DSMLabError, UsageError
 from . import augment, speech
-from .sentences import lookahead_sentence, sentence
+from .probe import speak_probe
+from .sentences import hesitation_sentence, lookahead_sentence, sentence
 from .workers import SPAWN, tied_to_this_process
 
 STORE_RATE = 16_000
@@ -65,6 +67,7 @@ TRAIN_ESPEAK_RATES = (0.8, 1.35)  # speaking rates of training's espeak-ng voice
 FLITE_SHARE = 0.3  # of train and validation utterances
 # planning order
 SPLITS = ("test", "unseen-flite", "festival", "lookahead", "validation", "train", "festival-train")
+SPLITS += ("hesitation",)
 LOOKAHEAD_SHARE = 0.2  # of every split's sentences but the lookahead probe's (all of them)
 # What each split's speech is, for reports and cards.
 SPLIT_NOTES = {
@@ -77,6 +80,8 @@ SPLIT_NOTES = {
     "validation": "training's voices (espeak-ng and flite), sentences training never saw",
     "train": "training's voices (espeak-ng and flite), augmented",
     "festival-train": "festival's voices, sentences no other split holds: fine-tuning studies",
+    "hesitation": "held-out espeak-ng voices as test; every sentence with a filler (uh, um) after "
+    "a word it cannot end on",
 }
 # Utterances per split of the bundled models' corpus (the recipe's too).
 SIZES = {
@@ -87,6 +92,7 @@ SIZES = {
     "validation": 200,
     "train": 10000,
     "festival-train": 0,
+    "hesitation": 100,
 }
 CHUNK = 250  # utterances rendered by one process
 VOICE_TRIES = 4  # voices a plan offers, in order
@@ -116,7 +122,7 @@ def voices_of(split: str) -> list[str]:
         for v in every
         if v.split("+")[0] in HELD_OUT_ACCENTS and v.partition("+")[2] in HELD_OUT_VARIANTS
     ]
-    if split in ("test", "lookahead"):
+    if split in ("test", "lookahead", "hesitation"):
         return held_out
     return [
         v
@@ -129,16 +135,21 @@ def plan(
     sizes: dict[str, int], seed: int, lookahead_share: float = LOOKAHEAD_SHARE
 ) -> dict[str, list[Plan]]:
     """Every split's utterances, drawn in a fixed order: a split's plan does not depend on the
-    sizes of the splits after it in SPLITS, nor on the train split's `lookahead_share`."""
-    rng = random.Random(seed)
+    sizes of the splits after it in SPLITS; the held-out ones not on the train split's
+    `lookahead_share`. The hesitation probe draws on its own (its fillers meet no other split's
+    sentence), so it depends on neither."""
+    drawn_in_order = random.Random(seed)
     seen: set[tuple[str, ...]] = set()
     plans: dict[str, list[Plan]] = {}
     for split in SPLITS:
+        rng = random.Random(f"{seed}:{split}") if split == "hesitation" else drawn_in_order
         names = voices_of(split) if sizes.get(split) else []
         share = {"lookahead": 1.0, "train": lookahead_share}.get(split, LOOKAHEAD_SHARE)
         plans[split] = []
         while len(plans[split]) < sizes.get(split, 0):
-            if rng.random() < share:
+            if split == "hesitation":
+                words, lookahead = tuple(hesitation_sentence(rng)[0]), ()
+            elif rng.random() < share:
                 drawn, index = lookahead_sentence(rng)
                 words, lookahead = tuple(drawn), (index,)
             else:
@@ -318,30 +329,6 @@ def _features():
             "augmentation": text,
         }
     )
-
-
-def speak_probe(lines: list[dict], probe_file: Path, command: str) -> None:
-    """Speak each line's text with `command` (a template with {text} and {wav}) into
-    <probe_file's stem>/NNNN.wav and add its path, relative to probe_file, as the line's audio:
-    the probe then reads as a JSON Lines dataset, with any synthesizer's voice."""
-    if "{text}" not in command or "{wav}" not in command:
-        raise UsageError(f"--speak needs {{text}} and {{wav}} in its command; got {command!r}")
-    folder = probe_file.parent / probe_file.stem
-    folder.mkdir(parents=True, exist_ok=True)
-    for k, line in enumerate(tqdm(lines, desc="speaking the probe")):
-        wav = folder / f"{k:04d}.wav"
-        argv = [
-            part.replace("{text}", line["text"]).replace("{wav}", str(wav))
-            for part in shlex.split(command)
-        ]
-        try:
-            done = subprocess.run(argv, capture_output=True, text=True)
-        except OSError as error:
-            raise UsageError(f"--speak could not run {argv[0]!r}: {error.strerror}") from None
-        if done.returncode != 0 or not wav.exists():
-            why = done.stderr.strip()[-200:] or f"it wrote no {wav}"
-            raise UsageError(f"--speak failed on line {k} ({shlex.join(argv)}): {why}")
-        line["audio"] = str(wav.relative_to(probe_file.parent))
 
 
 def main(argv: list[str] | None = None) -> int:

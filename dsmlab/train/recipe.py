@@ -47,7 +47,7 @@ from .workers import SPAWN, tied_to_this_process
 
 CONDITIONED = "synth-dc"  # the one LM conditioned on every delay of the recipe
 SCORED_SPLITS = ("test", "unseen-flite", "festival", "lookahead", "validation")
-BUNDLED_SPLITS = ("test", "lookahead")  # held-out espeak-ng voices: the offline test data
+BUNDLED_SPLITS = ("test", "lookahead", "hesitation")  # held-out espeak-ng voices: offline data
 TRAINING_FILES = ("training.pt",)  # left out of a bundled model
 NOT_IN_RESULTS = ("workers", "jobs")  # settings that change how fast, not what comes out
 # Recipe fields given as one number on the command line (the held-out split sizes are not).
@@ -65,6 +65,7 @@ class Recipe:
     unseen_flite: int = corpus.SIZES["unseen-flite"]
     festival: int = corpus.SIZES["festival"]
     lookahead: int = corpus.SIZES["lookahead"]
+    hesitation: int = corpus.SIZES["hesitation"]
     lookahead_share: float = corpus.LOOKAHEAD_SHARE  # of the train split's sentences
     tokenizer_steps: int = audio_tokenizer.STEPS
     tokenizer_crop: int = audio_tokenizer.CROP_FRAMES  # frames per training cut; 0: whole
@@ -96,6 +97,7 @@ def run(out: Path, recipe: Recipe) -> dict:
         "unseen-flite": recipe.unseen_flite,
         "festival": recipe.festival,
         "lookahead": recipe.lookahead,
+        "hesitation": recipe.hesitation,
     }
     corpus_dir, tokenizer_dir = out / "corpus", out / "tokenizer"
     record(
@@ -269,7 +271,7 @@ def _rate(name: str, counts: list[dict], num: str, den: str) -> dict:
 
 def bundle(out: Path, data: Path) -> None:
     """Copy the trained models (without their training state), their scores, the recipe's
-    settings and times, and the test and lookahead splits into `data` (data/ of the
+    settings and times, and the held-out splits of BUNDLED_SPLITS into `data` (data/ of the
     repository): what `eval.wer` runs offline, and its default; then write their cards."""
     import datasets
 

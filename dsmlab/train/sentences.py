@@ -11,11 +11,17 @@ does not tell them apart (a determiner, an adjective), and follows it with a ver
 one of the two can take ("the knight bowed", "the night fell"): only a model that waits for the
 verb can spell the noun. The word's index is returned with the sentence, for the corpus's
 `lookahead` column.
+
+Hesitation sentences (`hesitation_sentence`) put a filler where speakers hesitate, after a word
+a sentence cannot end on ("the uh dog ..."): a probe of pauses that only the words tell from an
+end of turn (`dsmlab.conversations`).
 """
 
 from __future__ import annotations
 
 import random
+
+from ..conversations import UNFINISHED_AFTER
 
 LEXICON = {
     "det": "the a every some this that my your his her our their one no".split(),
@@ -82,6 +88,7 @@ HOMOPHONES = {
     ("mail", "male"): ("arrived piled", "sang roared"),
     ("sail", "sale"): ("fluttered billowed", "opened ended"),
 }
+HESITATIONS = ("uh", "um")  # said as a schwa by espeak-ng; WER scoring drops them (normalizers)
 LOOKAHEAD_TEMPLATES = ["det H cue adv", "det adj H cue prep det noun", "prep det noun det H cue"]
 
 
@@ -109,3 +116,14 @@ def lookahead_sentence(rng: random.Random) -> tuple[list[str], int]:
         else:
             words.append(rng.choice(LEXICON[slot]) if slot in LEXICON else slot)
     return words, template.index("H")
+
+
+def hesitation_sentence(rng: random.Random) -> tuple[list[str], int]:
+    """A sentence of the main grammar with a filler after a word it cannot end on (a
+    determiner, a preposition, "and"), and the filler's index."""
+    while True:
+        words = sentence(rng)
+        places = [k + 1 for k, w in enumerate(words[:-1]) if w in UNFINISHED_AFTER]
+        if places:
+            k = rng.choice(places)
+            return [*words[:k], rng.choice(HESITATIONS), *words[k:]], k

@@ -14,7 +14,7 @@ labelled by what the moment turns out to be:
 
 - class 0, end of turn: from a turn's last word until the other speaker starts;
 - class 1, speaking: inside a sentence's words, and before the conversation's first word;
-- class 2, unfinished: a pause inside a sentence;
+- class 2, unfinished: a pause inside a sentence (after a filler too);
 - class 3, finished: a pause between two sentences of one turn.
 
 Classes 4 and 5 are not used, and heads 0, 1 and 3 are written as zeros (uniform), only so the
@@ -61,7 +61,9 @@ CLASS_NAMES = {
     UNFINISHED: conversations.UNFINISHED,
     FINISHED: conversations.FINISHED,
 }
+# a pause after a filler is one inside an unfinished sentence: the same class
 CLASS_OF_PAUSE = {name: label for label, name in CLASS_NAMES.items()}
+CLASS_OF_PAUSE[conversations.HESITATION] = UNFINISHED
 TURNS, SENTENCES = 6, 3  # per conversation, per turn (at most)
 TURN_GAPS_S = (0.8, 1.5, 2.5, 4.0)
 PAUSES_S = (0.3, 0.6, 1.0, 1.5, 2.0)
