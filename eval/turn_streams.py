@@ -94,12 +94,15 @@ F1_LEVELS = (0.8, 0.9)  # "at equal precision/recall": the fastest setting reach
 
 
 def best_per_detector(rows: Sequence[dict]) -> list[dict]:
-    """The SUMMARY columns of each detector's row with the highest F1 (first detector first)."""
+    """The SUMMARY columns of each detector's row with the highest F1 (first detector first),
+    less the pause kinds the conversations have none of."""
     best: dict[str, dict] = {}
     for row in rows:
         if row["detector"] not in best or row["f1"] > best[row["detector"]]["f1"]:
             best[row["detector"]] = row
-    return [{k: row.get(k) for k in SUMMARY} for row in best.values()]
+    absent = {f"{k}_triggers_per_pause" for k in MID_TURN}
+    absent -= {k for row in best.values() for k in absent if row.get(k) is not None}
+    return [{k: row.get(k) for k in SUMMARY if k not in absent} for row in best.values()]
 
 
 def latency_at_f1(rows: Sequence[dict], levels: Sequence[float] = F1_LEVELS) -> list[dict]:

@@ -264,7 +264,7 @@ def write(args, model, conversations, table: list[dict]) -> None:
         },
     )
     plots.turn_curves(table, args.out / "turns_pr.png", args.out / "turns_latency.png")
-    best = pd.DataFrame(best_per_detector(table)).dropna(axis=1, how="all")  # kinds not there
+    best = pd.DataFrame(best_per_detector(table))
     print(f"{model.name}: end of turn, best F1 per detector ({len(conversations)} conversations)")
     print(best.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print("lowest median latency (s) at equal F1, per detector:")

@@ -8,7 +8,7 @@ import torch
 
 from dsmlab.conversations import END_OF_TURN, FINISHED, HESITATION, UNFINISHED, Boundary
 from eval import turns
-from eval.turn_streams import latency_at_f1, rates, score_events
+from eval.turn_streams import best_per_detector, latency_at_f1, rates, score_events
 
 
 def test_events_are_scored_against_the_latest_boundary():
@@ -37,6 +37,21 @@ def test_events_are_scored_against_the_latest_boundary():
     assert score.triggers == {UNFINISHED: 2, FINISHED: 1, HESITATION: 2}
     assert rates(score)["hesitation_triggers_per_pause"] == 2.0
     assert rates(score)["mid_turn_triggers_per_pause"] == pytest.approx(5 / 3)
+
+
+def test_the_summary_keeps_the_best_setting_and_only_the_pause_kinds_there_are():
+    kinds = {"unfinished_triggers_per_pause": 0.1, "hesitation_triggers_per_pause": None}
+    rows = [
+        {"detector": "a", "threshold": 0.5, "f1": 0.9, **kinds},
+        {"detector": "a", "threshold": 0.3, "f1": 0.7, **kinds},
+        {"detector": "b", "threshold": 1.0, "f1": 0.8, **kinds},
+    ]
+    best = best_per_detector(rows)
+    assert [(r["detector"], r["threshold"]) for r in best] == [("a", 0.5), ("b", 1.0)]
+    assert "unfinished_triggers_per_pause" in best[0]
+    assert "hesitation_triggers_per_pause" not in best[0]
+    rows[2]["hesitation_triggers_per_pause"] = 0.0  # one detector's rate: the column stays
+    assert all("hesitation_triggers_per_pause" in r for r in best_per_detector(rows))
 
 
 def test_detectors_are_compared_at_equal_f1_by_their_fastest_setting():
