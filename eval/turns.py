@@ -1,4 +1,5 @@
-"""python -m eval.turns --model M --out DIR: how well end-of-turn is detected, three ways.
+"""python -m eval.turns --model M --out DIR: how well end-of-turn is detected, three ways
+(and a reference).
 
 Conversations with known turn ends and mid-turn pauses are built from the dataset's word
 times (`dsmlab.conversations`: turns of one to --sentences utterances alternating between two
@@ -12,15 +13,19 @@ real-time order, and each detector's events are scored (`turn_streams`):
   average (half-life 10 ms, starting at 1.0, ignored for the first 12 steps and set to 0 when
   the turn's first word comes out), firing above a threshold (0.6 in Unmute) once per turn;
 - silero: the acoustic VAD silero-vad (its packaged weights), speech segments ending after a
-  pause of P seconds (every P of --pauses), the event at segment end + P.
+  pause of P seconds (every P of --pauses), the event at segment end + P;
+- words oracle: a reference, not a detector: it knows every sentence's last word exactly and
+  never fires inside a sentence; it fires P seconds after every finished sentence still
+  silent then (every P of --pauses). What following the words perfectly buys where, as here,
+  what a sentence says does not tell whether its turn goes on: then only the silence does.
 
 Per detector and threshold: precision, recall and F1 of end-of-turn events within
 --tolerance, detection latency after the true end (median, p90), and false triggers in
-mid-turn pauses (per pause of each kind: unfinished sentence, filler, finished sentence; and per
-minute of audio); 95% bootstrap intervals over
-conversations for F1 and the latency median; and per detector the lowest latency at which it
-reaches F1 0.8 and 0.9 (detectors compared at equal accuracy). Writes turns.json, turns.csv,
-turns_pr.png and turns_latency.png (latency against F1 and against false triggers).
+mid-turn pauses (per pause of each kind: unfinished sentence, filler, finished sentence; and
+per minute of audio); 95% bootstrap intervals over conversations for F1 and the latency
+median; and per detector the lowest latency at which it reaches F1 0.8, 0.9 and 0.95 (detectors
+compared at equal accuracy). Writes turns.json, turns.csv, turns_pr.png and turns_latency.png
+(latency against F1 and against false triggers).
 """
 
 from __future__ import annotations
@@ -37,7 +42,14 @@ from silero_vad import load_silero_vad
 
 import dsmlab
 from dsmlab import intervals
-from dsmlab.conversations import END_OF_TURN, MID_TURN, Conversation, build_conversation, plan_turns
+from dsmlab.conversations import (
+    END_OF_TURN,
+    FINISHED,
+    MID_TURN,
+    Conversation,
+    build_conversation,
+    plan_turns,
+)
 
 from . import options, plots, rundir
 from .results import print_written, write_json
@@ -138,6 +150,8 @@ def evaluate(model: dsmlab.DSMModel, conversations: list[Conversation], args) ->
     speech = [silero_speech(vad, c) for c in conversations]
     for pause in args.pauses:
         detectors[("silero", pause)] = [silero_events(s, pause) for s in speech]
+    for pause in args.pauses:
+        detectors[("words oracle", pause)] = [oracle_events(c, pause) for c in conversations]
     minutes = sum(c.duration_s for c in conversations) / 60
     return [
         row(
@@ -233,6 +247,16 @@ def silero_events(speech: torch.Tensor, pause_s: float, threshold: float = 0.5) 
                 events.append((k + 1) * chunk_s)
                 speaking = False
     return events
+
+
+def oracle_events(conversation: Conversation, wait_s: float) -> list[float]:
+    """The words oracle (module docstring): `wait_s` after each sentence's end, where the
+    silence has lasted that long."""
+    return [
+        b.time + wait_s
+        for b in conversation.boundaries
+        if b.kind in (FINISHED, END_OF_TURN) and b.pause_s >= wait_s
+    ]
 
 
 def write(args, model, conversations, table: list[dict]) -> None:

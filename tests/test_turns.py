@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from dsmlab.conversations import END_OF_TURN, FINISHED, HESITATION, UNFINISHED, Boundary
+from dsmlab.conversations import (
+    END_OF_TURN,
+    FINISHED,
+    HESITATION,
+    UNFINISHED,
+    Boundary,
+    Conversation,
+)
 from eval import turns
 from eval.turn_streams import best_per_detector, latency_at_f1, rates, score_events
 
@@ -78,6 +85,18 @@ def test_unmute_policy_resets_on_the_first_word_and_fires_once_per_turn():
     assert turns.unmute_events(times, probs, word_times=[], threshold=0.6) == []
 
 
+def test_the_words_oracle_waits_after_finished_sentences_only_while_silence_lasts():
+    boundaries = [
+        Boundary(1.0, UNFINISHED, 2.0),  # never: the sentence goes on
+        Boundary(4.0, FINISHED, 0.5),  # speech resumes before the wait is over
+        Boundary(6.0, FINISHED, 1.5),
+        Boundary(9.0, END_OF_TURN, 3.0),
+    ]
+    talk = Conversation(np.zeros(10, np.float32), 16000, boundaries)
+    assert turns.oracle_events(talk, 1.0) == [7.0, 10.0]
+    assert turns.oracle_events(talk, 0.4) == [pytest.approx(4.4), 6.4, 9.4]
+
+
 def test_silero_events_need_the_pause_rule_of_silence():
     chunk = 512 / 16000
     speech = torch.tensor([0.9] * 10 + [0.1] * 5 + [0.9] * 5 + [0.1] * 40)
@@ -94,7 +113,7 @@ def test_eval_turns_end_to_end(tmp_path):
     assert turns.main(args) == 0
     report = json.loads((out / "turns.json").read_text())
     rows = {r["detector"]: r for r in report["rows"]}
-    assert set(rows) == {"head 0", "head 1", "head 2", "head 3", "unmute", "silero"}
+    assert set(rows) == {"head 0", "head 1", "head 2", "head 3", "unmute", "silero", "words oracle"}
     assert report["ends_of_turn"] == 4
     assert report["unfinished_pauses"] + report["finished_pauses"] > 0
     assert [r["detector"] for r in report["latency_at_f1"]] == list(rows)
@@ -103,6 +122,9 @@ def test_eval_turns_end_to_end(tmp_path):
     assert 0.5 <= rows["silero"]["latency_median_s"] < 0.8
     low, high = rows["silero"]["f1_ci95"]
     assert low <= rows["silero"]["f1"] <= high
+    oracle = rows["words oracle"]  # never inside a sentence, every end half a second late
+    assert oracle["recall"] == 1.0 and oracle["latency_median_s"] == pytest.approx(0.5)
+    assert oracle["unfinished_triggers_per_pause"] in (0.0, None)
     for name in ("turns_pr.png", "turns_latency.png", "turns.csv"):
         assert (out / name).stat().st_size > 100
 
