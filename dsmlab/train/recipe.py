@@ -46,7 +46,7 @@ from .audio_tokenizer import row_pcm, split_rows
 from .workers import SPAWN, tied_to_this_process
 
 CONDITIONED = "synth-dc"  # the one LM conditioned on every delay of the recipe
-SCORED_SPLITS = ("test", "unseen-flite", "festival", "lookahead", "validation")
+SCORED_SPLITS = ("test", "unseen-flite", "festival", "lookahead", "hesitation", "validation")
 BUNDLED_SPLITS = ("test", "lookahead", "hesitation")  # held-out espeak-ng voices: offline data
 TRAINING_FILES = ("training.pt",)  # left out of a bundled model
 NOT_IN_RESULTS = ("workers", "jobs")  # settings that change how fast, not what comes out
