@@ -74,3 +74,23 @@ def test_without_a_report_the_default_is_the_longest_delay(tmp_path, monkeypatch
     report["models"]["synth-d4"]["test"]["corpus_wer"] = 0.7
     (tmp_path / MODELS_DIR / RECIPE_REPORT).write_text(json.dumps(report))
     assert default_model() == "synth-d2"
+
+
+@pytest.mark.parametrize("shares", [{}, {"lookahead_share": 0.5, "hesitation_share": 0.3}])
+def test_the_bundled_held_out_splits_are_the_ones_the_recipe_plans(shares):
+    """A change to the corpus's planning that moves a held-out sentence would score new models
+    on other sentences than the bundled ones, and could put the bundled probe's sentences in
+    their training split: the plan must give the bundled splits' very sentences, whatever the
+    train split's shares."""
+    import datasets
+
+    from dsmlab.bundled import TEST_SPLIT_DIR, data_dir
+    from dsmlab.train import corpus
+
+    bundled = datasets.load_from_disk(str(data_dir() / TEST_SPLIT_DIR))
+    plans = corpus.plan(dict(corpus.SIZES), seed=0, **shares)
+    for split, rows in bundled.items():
+        planned = [" ".join(p.words).capitalize() + "." for p in plans[split]]
+        assert rows["text"] == planned, split
+    held_out = {p.words for split in bundled for p in plans[split]}
+    assert not held_out & {p.words for p in plans["train"]}

@@ -198,3 +198,16 @@ def test_speak_says_what_failed_in_one_line(tmp_path, capsys):
     speak = ["--speak", "no-such-tts {text} {wav}"]
     assert main(["--probe-text", probe, "--lookahead", "1", *speak]) == 2
     assert "could not run 'no-such-tts'" in capsys.readouterr().err
+
+
+def test_a_hesitation_share_puts_fillers_in_the_train_split_and_keeps_off_the_probe():
+    sizes = {"train": 400, "test": 30, "hesitation": 40}
+    plain, half = plan(sizes, seed=5), plan(sizes, seed=5, hesitation_share=0.5)
+    assert plain["train"] == plan({**sizes, "hesitation": 0}, seed=5)["train"]
+    for split in ("hesitation", "test"):
+        assert half[split] == plain[split], split
+    hesitating = [p for p in half["train"] if any(w in HESITATIONS for w in p.words)]
+    assert abs(len(hesitating) / 400 - 0.5) < 0.08
+    assert not any(any(w in HESITATIONS for w in p.words) for p in plain["train"])
+    probe = {p.words for p in half["hesitation"]}
+    assert not probe & {p.words for p in half["train"]}

@@ -20,12 +20,15 @@ through a random room, band limit, noise and speed (`augment`). The splits keep 
 - hesitation: the test split's voices, every sentence with a filler ("uh", "um") after a word it
   cannot end on: the probe of hesitation pauses for `eval.turns --split hesitation`;
 - festival-train (empty unless asked for): festival's voices on sentences no other split holds,
-  for fine-tuning studies (`dsmlab.train.finetune`).
+  for fine-tuning studies (`dsmlab.train.finetune`), planned last.
 
-The last two are planned last, so asking for them changes no other split.
+Asking for either of the last two changes no other split: the hesitation probe is planned
+first, from a random stream of its own.
 
 Every other split holds LOOKAHEAD_SHARE of lookahead sentences (`--lookahead-share` sets the
 train split's alone: models trained at two shares are scored on the same held-out sentences).
+`--hesitation-share` puts that share of hesitation sentences in the train split (default 0:
+none, and the train split is then the very one planned without the setting).
 
 Held-out splits use sentences training never saw. Everything is a function of the seed:
 espeak-ng's output depends slightly on what its process said before, so each chunk of
@@ -66,8 +69,8 @@ TRAIN_FLITE = ("kal", "kal16", "awb", "rms")
 TRAIN_ESPEAK_RATES = (0.8, 1.35)  # speaking rates of training's espeak-ng voices
 FLITE_SHARE = 0.3  # of train and validation utterances
 # planning order
-SPLITS = ("test", "unseen-flite", "festival", "lookahead", "validation", "train", "festival-train")
-SPLITS += ("hesitation",)
+SPLITS = ("hesitation", "test", "unseen-flite", "festival", "lookahead", "validation", "train")
+SPLITS += ("festival-train",)
 LOOKAHEAD_SHARE = 0.2  # of every split's sentences but the lookahead probe's (all of them)
 # What each split's speech is, for reports and cards.
 SPLIT_NOTES = {
@@ -132,24 +135,28 @@ def voices_of(split: str) -> list[str]:
 
 
 def plan(
-    sizes: dict[str, int], seed: int, lookahead_share: float = LOOKAHEAD_SHARE
+    sizes: dict[str, int],
+    seed: int,
+    lookahead_share: float = LOOKAHEAD_SHARE,
+    hesitation_share: float = 0.0,
 ) -> dict[str, list[Plan]]:
     """Every split's utterances, drawn in a fixed order: a split's plan does not depend on the
-    sizes of the splits after it in SPLITS; the held-out ones not on the train split's
-    `lookahead_share`. The hesitation probe draws on its own (its fillers meet no other split's
-    sentence), so it depends on neither."""
+    sizes of the splits after it in SPLITS; the held-out ones not on the train split's shares.
+    The hesitation probe, first, draws on its own stream: it depends on no other split, and a
+    train split with fillers keeps off its sentences."""
     drawn_in_order = random.Random(seed)
     seen: set[tuple[str, ...]] = set()
     plans: dict[str, list[Plan]] = {}
     for split in SPLITS:
         rng = random.Random(f"{seed}:{split}") if split == "hesitation" else drawn_in_order
         names = voices_of(split) if sizes.get(split) else []
-        share = {"lookahead": 1.0, "train": lookahead_share}.get(split, LOOKAHEAD_SHARE)
+        share = lookahead_share if split == "train" else LOOKAHEAD_SHARE
         plans[split] = []
         while len(plans[split]) < sizes.get(split, 0):
-            if split == "hesitation":
+            hesitating = split == "train" and hesitation_share and rng.random() < hesitation_share
+            if split == "hesitation" or hesitating:
                 words, lookahead = tuple(hesitation_sentence(rng)[0]), ()
-            elif rng.random() < share:
+            elif split == "lookahead" or rng.random() < share:  # the probe draws no coin
                 drawn, index = lookahead_sentence(rng)
                 words, lookahead = tuple(drawn), (index,)
             else:
@@ -271,12 +278,14 @@ def generate(
     seed: int = 0,
     workers: int = 2,
     lookahead_share: float = LOOKAHEAD_SHARE,
+    hesitation_share: float = 0.0,
 ) -> Path:
     """Write a DatasetDict (save_to_disk) of the requested splits; see the module docstring."""
     import datasets
 
-    plans = plan(sizes, seed, lookahead_share)
+    plans = plan(sizes, seed, lookahead_share, hesitation_share)
     shared = "" if lookahead_share == LOOKAHEAD_SHARE else f"-lookahead{lookahead_share:g}"
+    shared += f"-hesitation{hesitation_share:g}" if hesitation_share else ""
     parts = out.parent / f".{out.name}-parts-{seed}{shared}"
     parts.mkdir(parents=True, exist_ok=True)
     chunks = {
@@ -289,9 +298,7 @@ def generate(
     with SPAWN.Pool(workers, maxtasksperchild=1, **tied_to_this_process()) as pool:
         for _ in tqdm(pool.imap_unordered(_render_chunk, tasks), total=len(tasks), desc="corpus"):
             pass
-    rows = {}
-    for path in chunks:
-        rows |= {row["id"]: row for row in pickle.loads(path.read_bytes())}
+    rows = {row["id"]: row for path in chunks for row in pickle.loads(path.read_bytes())}
     splits = {
         split: datasets.Dataset.from_list([rows[item.id] for item in items], features=_features())
         for split, items in plans.items()
@@ -304,28 +311,20 @@ def generate(
 def _features():
     import datasets
 
-    text = datasets.Value("string")
+    text, number = datasets.Value("string"), datasets.Value("float64")
     return datasets.Features(
         {
             "id": text,
             # a plain struct: datasets' Audio feature wants torchcodec even to store bytes
             "audio": {"bytes": datasets.Value("binary"), "path": text},
             "text": text,
-            "words": datasets.List(
-                {"word": text, "start": datasets.Value("float64"), "end": datasets.Value("float64")}
-            ),
+            "words": datasets.List({"word": text, "start": number, "end": number}),
             "lookahead": datasets.List(datasets.Value("int32")),
-            "phones": datasets.List(
-                {
-                    "phone": text,
-                    "start": datasets.Value("float64"),
-                    "end": datasets.Value("float64"),
-                }
-            ),
+            "phones": datasets.List({"phone": text, "start": number, "end": number}),
             "speaker_id": text,
             "synthesizer": text,
-            "rate": datasets.Value("float64"),
-            "pitch": datasets.Value("float64"),
+            "rate": number,
+            "pitch": number,
             "augmentation": text,
         }
     )
@@ -342,6 +341,12 @@ def main(argv: list[str] | None = None) -> int:
         type=probability,
         default=LOOKAHEAD_SHARE,
         help=f"of the train split's sentences (default {LOOKAHEAD_SHARE}; held-out splits keep it)",
+    )
+    parser.add_argument(
+        "--hesitation-share",
+        type=probability,
+        default=0.0,
+        help="of the train split's sentences: with a filler (uh, um) after a word it cannot end on",
     )
     parser.add_argument("--workers", type=positive_int, default=2)
     parser.add_argument(
@@ -377,7 +382,8 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError("name the corpus folder with --out (or ask for --probe-text)")
         if not any(sizes.values()):
             raise UsageError("every split is empty: ask for some utterances")
-        print(generate(args.out, sizes, args.seed, args.workers, args.lookahead_share))
+        shares = (args.lookahead_share, args.hesitation_share)
+        print(generate(args.out, sizes, args.seed, args.workers, *shares))
         return 0
 
     return run_cli(body, debug=args.debug)
