@@ -132,11 +132,11 @@ def build_conversation(
             audio = np.asarray(utt.audio, dtype=np.float32)
             spoken = [w for w in utt.words if w["end"] > w["start"]] or list(utt.words)
             duration = len(audio) / sample_rate
-            k = _unfinished_cut(spoken, rng) if rng.random() < unfinished_share else None
+            inner = _unfinished_cut(spoken, rng) if rng.random() < unfinished_share else None
             cut = 0.0  # where the audio is split inside the sentence
-            if k is not None:
+            if inner is not None:
+                k, kind = inner
                 cut = (spoken[k - 1]["end"] + spoken[k]["start"]) / 2
-                kind = HESITATION if _bare(spoken[k - 1]["word"]) in FILLERS else UNFINISHED
                 speak(spoken[:k], rng.choice(list(pauses_s)), kind, 0.0, cut)
                 spoken = spoken[k:]
             last_sentence = s == len(turn) - 1
@@ -154,15 +154,17 @@ def build_conversation(
     return Conversation(audio, sample_rate, boundaries, words, ids)
 
 
-def _unfinished_cut(words: Sequence[dict], rng: random.Random) -> int | None:
-    """Index of the word after which to pause mid-sentence: after a filler where there is one,
-    else after a word a sentence cannot end on, else after any inner word; None for one-word
-    sentences."""
+def _unfinished_cut(words: Sequence[dict], rng: random.Random) -> tuple[int, str] | None:
+    """Index of the word after which to pause mid-sentence, and the pause's kind: after a
+    filler (HESITATION) where there is one, else (UNFINISHED) after a word a sentence cannot
+    end on, else after any inner word; None for one-word sentences."""
     inner = range(1, len(words))
     hesitating = [k for k in inner if _bare(words[k - 1]["word"]) in FILLERS]
+    if hesitating:
+        return rng.choice(hesitating), HESITATION
     plain = [k for k in inner if _bare(words[k - 1]["word"]) in UNFINISHED_AFTER]
-    choices = hesitating or plain or list(inner)
-    return rng.choice(choices) if choices else None
+    choices = plain or list(inner)
+    return (rng.choice(choices), UNFINISHED) if choices else None
 
 
 def _bare(word: str) -> str:

@@ -9,7 +9,9 @@ from pathlib import Path
 import numpy as np
 
 import dsmlab
-from dsmlab.conversations import FINISHED, HESITATION, MID_TURN, UNFINISHED
+from dsmlab.conversations import FINISHED, HESITATION, UNFINISHED
+
+from .turn_streams import kinds_present
 
 
 def wer_histogram(records: Sequence[dict], path: Path) -> Path:
@@ -197,7 +199,7 @@ def turn_curves(rows: Sequence[dict], pr_path: Path, latency_path: Path) -> tupl
     ax.set_title("End-of-turn detection")
     ax.legend(fontsize=8)
     _save(fig, pr_path)
-    kinds = [k for k in MID_TURN if any(r.get(f"{k}_triggers_per_pause") is not None for r in rows)]
+    kinds = kinds_present(rows)
     fig = _figure(figsize=(4.7 * (1 + len(kinds)), 3.8))
     by_f1, *by_kind = np.atleast_1d(fig.subplots(1, 1 + len(kinds), sharey=True))
     for name in detectors:

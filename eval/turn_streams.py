@@ -100,9 +100,14 @@ def best_per_detector(rows: Sequence[dict]) -> list[dict]:
     for row in rows:
         if row["detector"] not in best or row["f1"] > best[row["detector"]]["f1"]:
             best[row["detector"]] = row
-    absent = {f"{k}_triggers_per_pause" for k in MID_TURN}
-    absent -= {k for row in best.values() for k in absent if row.get(k) is not None}
+    there = kinds_present(list(best.values()))
+    absent = {f"{k}_triggers_per_pause" for k in MID_TURN if k not in there}
     return [{k: row.get(k) for k in SUMMARY if k not in absent} for row in best.values()]
+
+
+def kinds_present(rows: Sequence[dict]) -> list[str]:
+    """The mid-turn pause kinds the rows' conversations have (a rate that is not None)."""
+    return [k for k in MID_TURN if any(r.get(f"{k}_triggers_per_pause") is not None for r in rows)]
 
 
 def latency_at_f1(rows: Sequence[dict], levels: Sequence[float] = F1_LEVELS) -> list[dict]:

@@ -90,7 +90,7 @@ def test_the_bundled_held_out_splits_are_the_ones_the_recipe_plans(shares):
     bundled = datasets.load_from_disk(str(data_dir() / TEST_SPLIT_DIR))
     plans = corpus.plan(dict(corpus.SIZES), seed=0, **shares)
     for split, rows in bundled.items():
-        planned = [" ".join(p.words).capitalize() + "." for p in plans[split]]
+        planned = [corpus.text_of(p.words) for p in plans[split]]
         assert rows["text"] == planned, split
     held_out = {p.words for split in bundled for p in plans[split]}
     assert not held_out & {p.words for p in plans["train"]}

@@ -237,7 +237,7 @@ def render(item: Plan) -> dict:
     return {
         "id": item.id,
         "audio": {"bytes": flac.getvalue(), "path": None},
-        "text": " ".join(item.words).capitalize() + ".",
+        "text": text_of(item.words),
         "words": [_rounded(w) for w in words],
         "lookahead": list(item.lookahead),
         "phones": [_rounded(p) for p in phones],
@@ -247,6 +247,11 @@ def render(item: Plan) -> dict:
         "pitch": round(voice.pitch, 3),
         "augmentation": str(item.augmentation.describe()),
     }
+
+
+def text_of(words: tuple[str, ...]) -> str:
+    """A planned sentence's transcript, as its row holds it."""
+    return " ".join(words).capitalize() + "."
 
 
 def _rounded(timed: dict) -> dict:
@@ -370,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError("--speak speaks the probe: give --probe-text FILE too")
         if args.probe_text:
             lines = [
-                {"text": " ".join(p.words).capitalize() + ".", "lookahead": list(p.lookahead)}
+                {"text": text_of(p.words), "lookahead": list(p.lookahead)}
                 for p in plan(sizes, args.seed)["lookahead"]  # the corpus's own probe sentences
             ]
             if args.speak:
