@@ -75,25 +75,3 @@ def condition_tensors(lm, delays_s: list[float]) -> dict:
     """moshi's condition tensors (for `LMGen` or the fuser), one delay per batch row."""
     attributes = [ConditionAttributes(text={DELAY_CONDITION: delay_label(d)}) for d in delays_s]
     return lm.condition_provider.prepare_and_provide(attributes)
-
-
-def checked_delay(model, delay_s: float | None) -> float:
-    """The delay to tune `model` (a DSMModel) at: its own by default; a new one must be whole
-    frames and inside the LM's attention context; a delay-conditioned model keeps to its delays."""
-    if delay_s is None:
-        return model.delay_s
-    if model.delays_s:
-        return check_delay(delay_s, model.delays_s, model.name, conditioned=True)
-    frames = delay_s * model.frame_rate
-    frame_s = 1 / model.frame_rate
-    if abs(frames - round(frames)) > 1e-3:
-        raise UsageError(
-            f"--delay {delay_s:g} is not a whole number of {frame_s:g} s frames; "
-            f"use e.g. {round(frames) * frame_s:g}"
-        )
-    if round(frames) >= model.lm.context:
-        raise UsageError(
-            f"--delay {delay_s:g} s is past the attention context of {model.name} "
-            f"({model.lm.context * frame_s:g} s): it would write words it can no longer hear"
-        )
-    return round(frames) * frame_s

@@ -167,3 +167,11 @@ def test_fine_tuning_a_conditioned_model_at_one_of_its_delays_leaves_its_delay_t
     table = [k for k in base if k.startswith("condition_provider.")]
     assert table and all(torch.equal(tuned[k], base[k]) for k in table)
     assert not torch.equal(tuned["text_linear.weight"], base["text_linear.weight"])
+
+
+def test_a_conditioned_model_is_not_ramped_to_another_delay(conditioned_dir, tmp_path, capsys):
+    data = save_to_disk(tmp_path / "data", n=4)
+    argv = ["--model", str(conditioned_dir), "--dataset", data, "--delay", "0.16"]
+    argv += ["--delay-ramp", "2", "--device", "cpu", "--out", str(tmp_path / "out")]
+    assert finetune.main(argv) == 2
+    assert "--delay-ramp moves a fixed-delay model" in capsys.readouterr().err

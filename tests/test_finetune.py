@@ -22,7 +22,7 @@ from safetensors.torch import load_file
 import dsmlab
 from dsmlab.checkpoint import lm_kwargs, model_identity, write_checkpoint
 from dsmlab.data import load_data
-from dsmlab.train import finetune, finetune_data, lora
+from dsmlab.train import delay_move, finetune, finetune_data, lora
 from dsmlab.train.lm import teacher_forced
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -125,6 +125,38 @@ def test_finetune_writes_a_checkpoint_that_loads_and_resumes_after_a_kill(
     again = load_file(resumed / "model.safetensors")
     for name, weight in tuned.items():
         torch.testing.assert_close(again[name], weight, atol=1e-6, rtol=1e-5)
+
+
+def test_a_delay_ramp_moves_the_text_stream_a_frame_at_a_time(
+    tiny_novad_dir, tmp_path, monkeypatch
+):
+    """Over the ramp's steps each batch is built at most a frame from the one before, from
+    the base model's delay to the new one, then at the new one."""
+    base = dsmlab.load(tiny_novad_dir, device="cpu")
+    base_frames = round(base.delay_s * base.frame_rate)
+    assert delay_move.ramped_frames(0, 4, base_frames, base_frames + 4) == base_frames
+    real, seen = finetune.training_codes, []
+
+    def recording(batch, delays, *args):
+        seen.append(delays)
+        return real(batch, delays, *args)
+
+    monkeypatch.setattr(finetune, "training_codes", recording)
+    data = load_data(save_to_disk(tmp_path / "data", n=6))
+    end_frames = base_frames + 3
+    out = _tune(
+        tiny_novad_dir,
+        data,
+        tmp_path / "ramped",
+        delay_s=end_frames / base.frame_rate,
+        delay_ramp=3,
+    )
+    frames = [d[0] for d in seen]
+    assert all(len(set(d)) == 1 for d in seen)  # one delay a batch
+    assert frames == [base_frames + 1, base_frames + 2, end_frames, end_frames]
+    report = json.loads((out / "finetune.json").read_text())
+    assert report["delay_ramp"] == 3
+    assert dsmlab.load(out, device="cpu").delay_s == pytest.approx(end_frames / base.frame_rate)
 
 
 def test_without_word_times_the_words_are_aligned_to_the_models_transcript(tmp_path):

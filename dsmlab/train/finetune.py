@@ -3,7 +3,7 @@
     python -m dsmlab.train.finetune --model synth-d4 --dataset runs/ft/corpus \
         --split festival-train --steps 400 --out runs/ft/synth-d4-festival
     python -m dsmlab.train.finetune --model synth-d8 --dataset runs/ft/corpus --split train \
-        --delay 1.28 --out runs/ft/d8-to-1.28
+        --delay 1.28 --delay-ramp 1000 --out runs/ft/d8-to-1.28
     python -m dsmlab.train.finetune --model kyutai/stt-1b-en_fr --dataset my/dataset \
         --split train --lora-rank 64 --device cuda --out runs/ft/stt-1b-mine
 
@@ -13,8 +13,8 @@ own transcript (`finetune_data`; `--align-words` even where the dataset has time
 `--align-with` another model's, such as one tuned on the same data in a first round). Training
 examples are streams (`stream_examples`: several utterances and silences, longer than the LM's
 context, most cut from the middle), so the tuned model keeps listening on long streams. The
-text stream is rebuilt at `--delay` from the word times, the loss is lm.py's (padding weighted
-as moshi-finetune weighs it, corrupted inputs).
+text stream is rebuilt at `--delay` from the word times (`--delay-ramp`: moved there a frame at
+a time, `delay_move`), the loss is lm.py's (padding weighted as moshi-finetune weighs it).
 
 LoRA (`lora`, moshi's own modules) by default, or `--full`. Seeded and resumable: every
 --save-every steps the trainable state goes to <out>/training.pt and the same command
@@ -22,15 +22,13 @@ continues from there. The log of loss and validation WER (on --valid-samples row
 the dataset, the first entry before any step) is <out>/training_log.json. Under torchrun:
 data parallel, or with `--fsdp` the LM sharded across the processes (`sharding`).
 
-Output in <out>: the merged checkpoint in Kyutai's layout (`dsmlab.load`, the eval scripts,
-moshi's strict loader and Kyutai's scripts load it), config.json's `audio_delay_seconds` the
-new delay; `adapter/` (LoRA only): the adapter alone and what it applies to; finetune.json:
-the settings, the data used, peak memory and step time.
+Output in <out>: the merged checkpoint in Kyutai's layout (dsmlab, moshi's strict loader and
+Kyutai's scripts load it), config.json's `audio_delay_seconds` the new delay; `adapter/` (LoRA
+only): the adapter and what it applies to; finetune.json: settings, data, memory, step time.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import os
@@ -56,12 +54,13 @@ from ..cli import (
     run_cli,
     torchrun_rank,
 )
-from ..conditioning import checked_delay, condition_tensors
+from ..conditioning import condition_tensors
 from ..data import SpeechData, load_data
 from ..errors import UsageError
 from ..loading import load
 from ..model import DSMModel
 from . import finetune_data, lora, sharding
+from .delay_move import checked_delay, ramped_frames, tuned_model
 from .lm import STREAM_BATCH, padding_weights, text_loss, training_codes, validation_wer
 from .resumable import Checkpointed
 from .stream_examples import stream_example, stream_frames_for
@@ -78,6 +77,7 @@ def finetune(
     data: SpeechData,
     out: Path,
     delay_s: float | None = None,
+    delay_ramp: int = 0,
     lora_rank: int | None = LORA_RANK,
     lora_scaling: float = LORA_SCALING,
     steps: int = STEPS,
@@ -98,11 +98,12 @@ def finetune(
 ) -> Path:
     """Tune `model_spec` on `data` and write the result to `out`; `lora_rank` None: full
     fine-tuning; `validation`: where the validation rows come from (default: the end of
-    `data`, kept out of training); `replay`: data the base model learned from, mixed into the
-    streams at `replay_share` of their utterances against forgetting. Under torchrun each
-    process takes its share of every batch (data parallel; the gradients summed across
-    processes equal one process's on the whole batch) and rank 0 writes; `fsdp`: the LM
-    sharded across them (`sharding`; every process validates). See the module docstring."""
+    `data`, kept out of training); `delay_ramp`: steps over which the text stream moves from
+    the base model's delay to `delay_s` (`delay_move`); `replay`: data the base model learned
+    from, mixed into the streams at `replay_share` of their utterances against forgetting.
+    Under torchrun each process takes its share of every batch (data parallel; the gradients
+    summed across processes equal one process's on the whole batch) and rank 0 writes; `fsdp`:
+    the LM sharded across them (`sharding`; every process validates). See the module docstring."""
     rank, world = torchrun_rank()
     if batch_size % world:
         raise UsageError(f"--batch-size {batch_size} does not split across {world} processes")
@@ -116,6 +117,8 @@ def finetune(
     base_dtype = base.lm.dtype
     base.lm.float()
     delay_s = checked_delay(base, delay_s)
+    if delay_ramp and base.delays_s:
+        raise UsageError("--delay-ramp moves a fixed-delay model; this one serves its delays")
     aligner = load(align_with, device=device) if align_with else None
     aligned_to = model_identity(aligner) if aligner else None
     align_words = align_words or aligner is not None
@@ -135,7 +138,7 @@ def finetune(
     torch.cuda.empty_cache()  # a no-op without CUDA
     stream_frames = stream_frames or stream_frames_for(base)
     lm = base.lm
-    tuned = _tuned_model(base, lm, delay_s, out)
+    tuned = tuned_model(base, lm, delay_s, out)
     kind = "full" if lora_rank is None else "lora"
     if lora_rank is not None:
         lora.add_lora(lm, lora_rank, lora_scaling)
@@ -158,6 +161,7 @@ def finetune(
         "model": model_identity(base),
         "data": data.describe(),
         "delay_s": delay_s,
+        "delay_ramp": delay_ramp or None,
         "kind": kind,
         "lora_rank": lora_rank,
         "lora_scaling": lora_scaling if lora_rank is not None else None,
@@ -181,7 +185,7 @@ def finetune(
         modules |= {"lm": sharded(lm), "optimizer": sharded(lm, optimizer)}
     first, log = state.resume(modules)
     weights = padding_weights(base.tokenizer.get_piece_size(), lm.device)
-    delays = [round(delay_s * base.frame_rate)] * batch_size
+    start_frames, end_frames = (round(d * base.frame_rate) for d in (base.delay_s, delay_s))
     share = batch_size // world
     conditions = condition_tensors(lm, [delay_s] * share) if base.delays_s else None
     autocast = (
@@ -198,6 +202,7 @@ def finetune(
         for step in range(first + 1, steps + 1):
             lm.train()
             order = torch.Generator().manual_seed(seed * 1_000_003 + step)
+            delays = [ramped_frames(step, delay_ramp, start_frames, end_frames)] * batch_size
             batch = [
                 stream_example(
                     prepared.examples,
@@ -257,21 +262,13 @@ def finetune(
         if lora_rank is not None:
             lora.add_lora(lm, lora_rank, lora_scaling)
         lm.load_state_dict(whole)
-        tuned = _tuned_model(base, lm, delay_s, out)
+        tuned = tuned_model(base, lm, delay_s, out)
     if lora_rank is not None:
         lora.save_adapter(lm, out / "adapter", report | {"base_config": base.config})
         lora.merge(lm)
     lm.to(base_dtype)
     reports = {"training_log.json": log, "finetune.json": report}
     return write_checkpoint(tuned, out, reports=reports)
-
-
-def _tuned_model(base: DSMModel, lm: torch.nn.Module, delay_s: float, out: Path) -> DSMModel:
-    """`base` with `lm`, at `delay_s` (config.json's `audio_delay_seconds`), named after `out`."""
-    config = copy.deepcopy(base.config)
-    config["stt_config"]["audio_delay_seconds"] = delay_s
-    named = {"name": out.name, "source": str(out), "mimi_config": base.mimi_config}
-    return DSMModel.from_parts(config, base.mimi, lm, base.tokenizer, **named).at_delay(delay_s)
 
 
 def _validation(model: DSMModel, held_out: list[tuple[str, torch.Tensor]], fsdp: bool) -> dict:
@@ -298,6 +295,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--text-column", help="transcript column (default: found by name)")
     parser.add_argument("--max-samples", type=positive_int, help="only the first N rows")
     parser.add_argument("--delay", type=non_negative_float, help="seconds (default: the model's)")
+    parser.add_argument(
+        "--delay-ramp",
+        type=non_negative_int,
+        default=0,
+        help="steps over which the text stream moves one frame at a time from the model's "
+        "delay to --delay (default 0: at --delay from the first step)",
+    )
     kind = parser.add_mutually_exclusive_group()
     kind.add_argument("--lora-rank", type=positive_int, default=LORA_RANK)
     kind.add_argument("--full", action="store_true", help="tune every weight, not an adapter")
@@ -374,9 +378,8 @@ def main(argv: list[str] | None = None) -> int:
             replay = load_data(
                 args.replay_dataset, None, args.replay_split, None, args.replay_samples
             )
-        same = ("lora_scaling", "steps", "batch_size", "lr", "seed", "device", "eval_every")
-        same += ("save_every", "valid_samples", "stream_frames", "align_words", "align_with")
-        same += ("replay_share", "fsdp")
+        same = "lora_scaling steps batch_size lr seed device eval_every save_every valid_samples"
+        same += " stream_frames align_words align_with replay_share fsdp delay_ramp"
         out = finetune(
             args.model,
             data,
@@ -385,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
             lora_rank=None if args.full else args.lora_rank,
             validation=validation,
             replay=replay,
-            **{name: getattr(args, name) for name in same},
+            **{name: getattr(args, name) for name in same.split()},
         )
         print(out)
         return 0
