@@ -1,4 +1,5 @@
-"""Moving a model to another delay: which delays it can be tuned at, and the ramp between.
+"""Moving a model to another delay: which delays it can be tuned at, the ramp between, and the
+tuned model written at its new delay.
 
 Tuning a model straight at a new delay asks it, from the first step, to write every word
 several frames away from where it learnt to: full fine-tuning first learns the new padding and
