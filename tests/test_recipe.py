@@ -88,11 +88,11 @@ def test_a_rerun_with_other_settings_is_refused_before_any_work(tmp_path):
     assert not (tmp_path / "corpus").exists()
 
 
-def test_the_lookahead_share_reaches_the_corpus(tmp_path, monkeypatch):
+def test_the_lookahead_and_hesitation_shares_reach_the_corpus(tmp_path, monkeypatch):
     asked = {}
 
-    def generate(out, sizes, seed, workers, lookahead_share):
-        asked["share"] = lookahead_share
+    def generate(out, sizes, seed, workers, lookahead_share, hesitation_share):
+        asked["shares"] = lookahead_share, hesitation_share
         _leave_results(out, "dataset_dict.json")
 
     def build(*args, **kwargs):
@@ -100,12 +100,13 @@ def test_the_lookahead_share_reaches_the_corpus(tmp_path, monkeypatch):
 
     monkeypatch.setattr(recipe.corpus, "generate", generate)
     monkeypatch.setattr(recipe.audio_tokenizer, "build", build)
-    argv = ["--out", str(tmp_path / "r"), "--lookahead-share", "0.5"]
+    argv = ["--out", str(tmp_path / "r"), "--lookahead-share", "0.5", "--hesitation-share", "0.3"]
     assert recipe.main(argv) == 130
-    assert asked["share"] == 0.5
+    assert asked["shares"] == (0.5, 0.3)
     saved = json.loads((tmp_path / "r" / recipe.RECIPE_SETTINGS).read_text())
     assert saved["recipe"]["lookahead_share"] == 0.5
-    assert recipe.main([*argv[:2], "--lookahead-share", "0.2"]) == 2  # another share: refused
+    assert saved["recipe"]["hesitation_share"] == 0.3
+    assert recipe.main([*argv[:4], "--hesitation-share", "0.2"]) == 2  # another share: refused
 
 
 def test_a_recipe_recorded_before_a_setting_existed_is_refused(tmp_path):

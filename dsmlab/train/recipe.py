@@ -67,6 +67,7 @@ class Recipe:
     lookahead: int = corpus.SIZES["lookahead"]
     hesitation: int = corpus.SIZES["hesitation"]
     lookahead_share: float = corpus.LOOKAHEAD_SHARE  # of the train split's sentences
+    hesitation_share: float = 0.0  # of the train split's sentences with a filler (uh, um)
     tokenizer_steps: int = audio_tokenizer.STEPS
     tokenizer_crop: int = audio_tokenizer.CROP_FRAMES  # frames per training cut; 0: whole
     phone_lag: int = audio_tokenizer.PHONE_LAG  # frames the tokenizer's phone labels trail
@@ -105,7 +106,12 @@ def run(out: Path, recipe: Recipe) -> dict:
             "corpus",
             corpus_dir / "dataset_dict.json",
             lambda: corpus.generate(
-                corpus_dir, sizes, recipe.seed, recipe.workers, recipe.lookahead_share
+                corpus_dir,
+                sizes,
+                recipe.seed,
+                recipe.workers,
+                recipe.lookahead_share,
+                recipe.hesitation_share,
             ),
         )
     )
@@ -320,12 +326,20 @@ def main(argv: list[str] | None = None) -> int:
         default=defaults.lookahead_share,
         help="of the train split's sentences (the held-out splits keep the default's)",
     )
+    parser.add_argument(
+        "--hesitation-share",
+        type=probability,
+        default=defaults.hesitation_share,
+        help="of the train split's sentences, with a filler where the sentence cannot end "
+        "(default 0; the hesitation probe split is the same either way)",
+    )
     parser.add_argument("--bundle", action="store_true", help="then copy the results into data/")
     args = parser.parse_args(argv)
 
     def body() -> int:
         settings = {name: getattr(args, name) for name in CLI_SETTINGS}
-        recipe = Recipe(delays=tuple(args.delays), lookahead_share=args.lookahead_share, **settings)
+        shares = {name: getattr(args, name) for name in ("lookahead_share", "hesitation_share")}
+        recipe = Recipe(delays=tuple(args.delays), **shares, **settings)
         print(json.dumps(run(args.out, recipe), indent=2))
         if args.bundle:
             bundle(args.out, data_dir() or Path("data"))
