@@ -1,13 +1,15 @@
 import json
+import random
 
 import pytest
+import sentencepiece
 import torch
 from moshi.models.loaders import get_moshi_lm
 
 import dsmlab
 from dsmlab.checkpoint import lm_kwargs
 from dsmlab.train import audio_tokenizer
-from dsmlab.train.codes import Example
+from dsmlab.train.codes import Example, Speller, word_tokenizer
 from dsmlab.train.corpus import generate
 from dsmlab.train.lm import (
     AUDIO_CODE_NOISE,
@@ -23,6 +25,7 @@ from dsmlab.train.lm import (
     train,
 )
 from dsmlab.train.resumable import Checkpointed
+from dsmlab.train.sentences import hesitation_sentence
 from dsmlab.train.stream_examples import TAIL_FRAMES, stream_example
 from dsmlab.train.vad_heads import add_vad_heads
 
@@ -45,6 +48,22 @@ def test_text_stream_rounds_to_the_nearest_frame_and_drops_what_falls_off():
     assert text_stream([[40]], [0.119], 4, 0) == [E, 40, P, P]  # 1.49 frames -> 1
     assert text_stream([[40]], [0.121], 4, 0) == [P, E, 40, P]  # 1.51 frames -> 2
     assert text_stream([[40, 41]], [0.0], 3, 2) == [P, E, 40]
+
+
+def test_a_word_the_tokenizer_cannot_spell_never_becomes_its_unknown_id():
+    """A filler in a training sentence (`--hesitation-share`) is outside the grammar's word
+    tokenizer: spelled as is it would be the unknown id, token 0, the end-of-padding mark."""
+    words = sentencepiece.SentencePieceProcessor(model_proto=word_tokenizer(0))
+    sentence, filler = hesitation_sentence(random.Random(0))
+    assert words.encode(sentence[filler]) == [words.unk_id()] == [E]
+    spell = Speller(words)
+    ids = [spell(w) for w in sentence]
+    assert ids[filler] == [] and spell.unspellable == 1
+    assert [i for k, i in enumerate(ids) if k != filler] == [
+        words.encode(w) for k, w in enumerate(sentence) if k != filler
+    ]
+    assert spell(sentence[0].capitalize() + ".") == words.encode(sentence[0])
+    assert spell.respelled == 1
 
 
 def test_batch_codes_shift_audio_by_one_frame_and_pad_with_the_last_frame():

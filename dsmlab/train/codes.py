@@ -3,7 +3,9 @@
 Codes are computed frame by frame, as streaming inference computes them, over the utterance and
 TAIL_S of silence after it, so the last word's tokens, written a delay later, are learned with
 the audio the model will hear then. They are cached beside the audio tokenizer, one file per
-corpus split (keyed by the split's fingerprint).
+corpus split (keyed by the split's fingerprint). A word the word tokenizer cannot spell (a
+filler, "uh") gets no tokens rather than the unknown id, which is the end-of-padding mark
+(`Speller`, which fine-tuning and the VAD round use too).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from tqdm import tqdm
 
 from ..architectures import sentencepiece_model
 from ..audio import FRAME_RATE, FRAME_SIZE, SAMPLE_RATE
+from ..normalizers import get_normalizer
 from .audio_tokenizer import row_pcm, split_rows, streaming_encode
 from .sentences import vocabulary
 
@@ -51,6 +54,30 @@ class Example:
         )
 
 
+class Speller:
+    """A word's tokens in the model's tokenizer. A word it cannot spell (an unknown piece:
+    "Peter." for a tokenizer of lower-case words) is written in its normalized form ("peter")
+    if the tokenizer spells that; else its unknown pieces are dropped. An unknown id in the
+    text stream would teach the model to write it (in moshi's tokenizers it is token 0, the
+    end-of-padding mark). Counts both cases for the summary."""
+
+    def __init__(self, tokenizer) -> None:
+        self.tokenizer, self.unknown = tokenizer, tokenizer.unk_id()
+        self.normalize = get_normalizer("whisper", "en")
+        self.respelled = self.unspellable = 0
+
+    def __call__(self, word: str) -> list[int]:
+        ids = self.tokenizer.encode(word)
+        if self.unknown not in ids:
+            return ids
+        normalized = self.tokenizer.encode(self.normalize(word))
+        if normalized and self.unknown not in normalized:
+            self.respelled += 1
+            return normalized
+        self.unspellable += 1
+        return [i for i in ids if i != self.unknown]
+
+
 def word_tokenizer(seed: int = 0) -> bytes:
     """A sentencepiece word model over the corpus vocabulary: one piece per word."""
     words = vocabulary()
@@ -75,10 +102,11 @@ def encode_split(
         tmp = path.with_name(f".{path.name}.tmp")
         torch.save(codes, tmp)
         tmp.replace(path)
+    spell = Speller(tokenizer)
     return [
         Example(
             c.long(),
-            [tokenizer.encode(w["word"]) for w in row["words"]],
+            [spell(w["word"]) for w in row["words"]],
             [w["start"] for w in row["words"]],
             [w["end"] for w in row["words"]],
             row["text"],

@@ -27,7 +27,7 @@ from ..errors import DSMLabError
 from ..model import DSMModel
 from ..normalizers import get_normalizer
 from ..transcribe import iter_transcripts
-from .codes import Example, encode_by_length, tail_padded
+from .codes import Example, Speller, encode_by_length, tail_padded
 
 CACHE_NAME = "examples.pt"
 TRANSCRIBE_BATCH = 16
@@ -111,30 +111,6 @@ def prepare(
     torch.save({"key": key, "data": prepared}, tmp)
     tmp.replace(cache)
     return prepared
-
-
-class Speller:
-    """A word's tokens in the model's tokenizer. A word it cannot spell (an unknown piece:
-    "Peter." for a tokenizer of lower-case words) is written in its normalized form ("peter")
-    if the tokenizer spells that; else its unknown pieces are dropped. An unknown id in the
-    text stream would teach the model to write it (in moshi's tokenizers it is token 0, the
-    end-of-padding mark). Counts both cases for the summary."""
-
-    def __init__(self, tokenizer) -> None:
-        self.tokenizer, self.unknown = tokenizer, tokenizer.unk_id()
-        self.normalize = get_normalizer("whisper", "en")
-        self.respelled = self.unspellable = 0
-
-    def __call__(self, word: str) -> list[int]:
-        ids = self.tokenizer.encode(word)
-        if self.unknown not in ids:
-            return ids
-        normalized = self.tokenizer.encode(self.normalize(word))
-        if normalized and self.unknown not in normalized:
-            self.respelled += 1
-            return normalized
-        self.unspellable += 1
-        return [i for i in ids if i != self.unknown]
 
 
 def _usable_rows(data: SpeechData, limit: int | None = None) -> tuple[list[tuple], dict]:

@@ -50,7 +50,7 @@ from ..loading import load
 from ..model import DSMModel
 from ..vad import END_OF_TURN_HEAD
 from . import lora
-from .codes import Example, encode_by_length
+from .codes import Example, Speller, encode_by_length
 from .lm import batch_codes, teacher_forced, text_divergence
 
 NUM_HEADS, HEAD_DIM = 4, 6  # Kyutai's layout
@@ -106,10 +106,11 @@ def conversation_examples(model: DSMModel, talks: list[Conversation]) -> list[Ex
     pcms = [torch.from_numpy(c.audio) for c in talks]
     pcms = [torch.nn.functional.pad(p, (0, -len(p) % FRAME_SIZE)) for p in pcms]
     codes = encode_by_length(model.mimi, [len(p) for p in pcms], pcms.__getitem__, "codes")
+    spell = Speller(model.tokenizer)
     return [
         Example(
             c.long(),
-            [model.tokenizer.encode(w["word"]) for w in talk.words],
+            [spell(w["word"]) for w in talk.words],
             [w["start"] for w in talk.words],
             [w["end"] for w in talk.words],
             "",
