@@ -39,6 +39,18 @@ class Example:
     ends: list[float]
     text: str
 
+    @classmethod
+    def of_words(cls, codes: torch.Tensor, words: list[dict], spell: Speller, text: str) -> Example:
+        """`codes` and timed `words` ({"word", "start", "end"} each), spelled by `spell`: the
+        one way training data turns words into tokens, so none becomes the unknown id."""
+        return cls(
+            codes.long(),
+            [spell(w["word"]) for w in words],
+            [w["start"] for w in words],
+            [w["end"] for w in words],
+            text,
+        )
+
     def window(self, skip: int, frames: int) -> Example:
         """Frames `skip` to `skip + frames` (frames + 1 code frames: LMGen drops frame 0) and
         the words that start inside them, their times shifted; a word begun before the cut is
@@ -104,13 +116,7 @@ def encode_split(
         tmp.replace(path)
     spell = Speller(tokenizer)
     return [
-        Example(
-            c.long(),
-            [spell(w["word"]) for w in row["words"]],
-            [w["start"] for w in row["words"]],
-            [w["end"] for w in row["words"]],
-            row["text"],
-        )
+        Example.of_words(c, row["words"], spell, row["text"])
         for c, row in zip(codes, rows, strict=True)
     ]
 

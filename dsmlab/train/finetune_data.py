@@ -85,13 +85,7 @@ def prepare(
     codes = encode_by_length(model.mimi, [len(p) for p in pcms], pcms.__getitem__, "encoding")
     spell = Speller(model.tokenizer)
     examples = [
-        Example(
-            c.long(),
-            [spell(w["word"]) for w in words],
-            [w["start"] for w in words],
-            [w["end"] for w in words],
-            text,
-        )
+        Example.of_words(c, words, spell, text)
         for c, words, (text, _, _) in zip(codes, timed, train_rows, strict=True)
     ]
     summary = {

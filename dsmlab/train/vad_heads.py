@@ -108,14 +108,7 @@ def conversation_examples(model: DSMModel, talks: list[Conversation]) -> list[Ex
     codes = encode_by_length(model.mimi, [len(p) for p in pcms], pcms.__getitem__, "codes")
     spell = Speller(model.tokenizer)
     return [
-        Example(
-            c.long(),
-            [spell(w["word"]) for w in talk.words],
-            [w["start"] for w in talk.words],
-            [w["end"] for w in talk.words],
-            "",
-        )
-        for c, talk in zip(codes, talks, strict=True)
+        Example.of_words(c, talk.words, spell, "") for c, talk in zip(codes, talks, strict=True)
     ]
 
 
