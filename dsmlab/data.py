@@ -60,6 +60,7 @@ class Utterance:
     words: list[dict] | None = None  # reference words with start/end, when the data has them
     speaker: str | None = None
     lookahead: list[int] | None = None  # indices of reference words only right context decides
+    homophones: list[list[str]] | None = None  # per lookahead word, the spellings spoken alike
     error: str | None = None
     path: str | None = None  # the audio file, when the row names one
     source: object = None  # the undecoded audio cell, from `SpeechData.undecoded`
@@ -110,7 +111,9 @@ class SpeechData:
             utt.text = _text(row, self.text_column, self.json_lines)
             utt.words = checked_words(row.get("words"))
             utt.speaker = str(row["speaker_id"]) if row.get("speaker_id") is not None else None
-            utt.lookahead = checked_lookahead(row.get("lookahead"), len(utt.text.split()))
+            utt.lookahead, utt.homophones = checked_lookahead(
+                row.get("lookahead"), row.get("homophones"), len(utt.text.split())
+            )
         except DSMLabError as e:
             utt.error = str(e)
             return utt
@@ -208,11 +211,15 @@ def audio_source(value, label: str = "audio") -> bytes | str:
     raise DSMLabError(f"{label}: empty audio cell, neither bytes nor a path")
 
 
-def checked_lookahead(indices, words: int) -> list[int] | None:
+def checked_lookahead(
+    indices, homophones, words: int
+) -> tuple[list[int] | None, list[list[str]] | None]:
     """A `lookahead` cell: indices into the reference's words (split on spaces) of the words
-    whose spelling only the words after them decide; DSMLabError naming a bad entry."""
+    whose spelling only the words after them decide, sorted; and the `homophones` cell, when
+    there is one: for each of those words, in the same order, the spellings spoken like it,
+    returned in the sorted indices' order. DSMLabError naming a bad entry."""
     if indices is None:
-        return None
+        return None, None
     bad = not isinstance(indices, list) or any(
         isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < words for i in indices
     )
@@ -221,7 +228,24 @@ def checked_lookahead(indices, words: int) -> list[int] | None:
             f"lookahead cell: expected indices of the reference's {words} words, "
             f"got {indices!r:.60}"
         )
-    return sorted(set(indices))
+    if homophones is None:
+        return sorted(set(indices)), None
+    bad = (
+        not isinstance(homophones, list)
+        or len(homophones) != len(indices)
+        or len(set(indices)) != len(indices)
+        or any(
+            not isinstance(spellings, list) or not all(isinstance(w, str) for w in spellings)
+            for spellings in homophones
+        )
+    )
+    if bad:
+        raise DSMLabError(
+            f"homophones cell: expected one list of spellings for each of the {len(indices)} "
+            f"distinct lookahead indices, got {homophones!r:.60}"
+        )
+    paired = dict(zip(indices, homophones, strict=True))
+    return sorted(paired), [paired[i] for i in sorted(paired)]
 
 
 def checked_words(words) -> list[dict] | None:

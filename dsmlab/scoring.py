@@ -84,37 +84,51 @@ def error_rates(
 
 
 def lookahead_counts(
-    reference: str, lookahead: Sequence[int], hypothesis: str, normalize: Callable[[str], str]
+    reference: str,
+    lookahead: Sequence[int],
+    hypothesis: str,
+    normalize: Callable[[str], str],
+    homophones: Sequence[Sequence[str]] | None = None,
 ) -> dict[str, int]:
     """How the words only right context decides fared (`lookahead`: indices into the
     reference's words, split on spaces) against the rest, in one utterance: lookahead_hits,
-    lookahead_errors, lookahead_words, other_errors, other_words. Both texts are normalized
+    lookahead_errors, lookahead_words, other_errors, other_words, and with `homophones` (for
+    each lookahead index, the spellings spoken like that word) lookahead_heard: the lookahead
+    words written as one of their spellings, right or not. Both texts are normalized
     word by word (a normalizer that joins words, "twenty five dollars" -> "$25", must not make
     an identical transcript differ from its reference) and aligned (Levenshtein); a lookahead
     word is right when aligned to an equal word; its errors are its
     substitutions and deletions, the rest's also every insertion."""
-    marked = set(lookahead)
+    spellings = dict(zip(lookahead, homophones or [[] for _ in lookahead], strict=True))
     ref = [
-        (token, k in marked)
+        (token, {normalize(s) for s in spellings[k]} if k in spellings else None)
         for k, word in enumerate(reference.split())
         for token in normalize(word).split()
     ]
     hyp = [token for word in hypothesis.split() for token in normalize(word).split()]
     keys = ("lookahead_hits", "lookahead_errors", "lookahead_words", "other_errors", "other_words")
     counts = dict.fromkeys(keys, 0)
-    for _, is_lookahead in ref:
-        counts["lookahead_words" if is_lookahead else "other_words"] += 1
-    right = [False] * len(ref)
+    for _, alike in ref:
+        counts["lookahead_words" if alike is not None else "other_words"] += 1
+    written: list[str | None] = [None] * len(ref)  # the hypothesis word each is aligned to
     if ref and hyp:
         alignment = jiwer.process_words(" ".join(t for t, _ in ref), " ".join(hyp))
         for chunk in alignment.alignments[0]:
             if chunk.type == "insert":
                 counts["other_errors"] += chunk.hyp_end_idx - chunk.hyp_start_idx
-            elif chunk.type == "equal":
+            elif chunk.type in ("equal", "substitute"):
                 span = chunk.ref_end_idx - chunk.ref_start_idx
-                right[chunk.ref_start_idx : chunk.ref_end_idx] = [True] * span
-    for (_, is_lookahead), ok in zip(ref, right, strict=True):
-        if is_lookahead:
+                written[chunk.ref_start_idx : chunk.ref_end_idx] = hyp[
+                    chunk.hyp_start_idx : chunk.hyp_start_idx + span
+                ]
+    for (token, alike), got in zip(ref, written, strict=True):
+        ok = got == token
+        if alike is not None:
             counts["lookahead_hits"] += ok
-        counts["lookahead_errors" if is_lookahead else "other_errors"] += not ok
+        counts["lookahead_errors" if alike is not None else "other_errors"] += not ok
+    if homophones is not None:
+        counts["lookahead_heard"] = sum(
+            alike is not None and (got == token or got in alike)
+            for (token, alike), got in zip(ref, written, strict=True)
+        )
     return counts

@@ -79,12 +79,18 @@ def lookahead_metrics(records: Sequence[dict], normalize: Callable[[str], str]) 
     indices into its reference's words), and the error rates of those words and of the rest,
     apart. Each reference word is normalized alone and the words aligned to the normalized
     hypothesis (Levenshtein); a lookahead word is right when aligned to an equal word. Its
-    error rate counts its substitutions and deletions; the rest's also every insertion."""
+    error rate counts its substitutions and deletions; the rest's also every insertion.
+    Where the records carry `homophones` (the spellings spoken like each lookahead word),
+    `lookahead_choice_accuracy`: of the lookahead words written as one of their spellings, the
+    share written right. It parts the choice only right context makes from hearing the word at
+    all, which `lookahead_accuracy` counts too."""
     marked = [r for r in records if r["status"] == "ok" and r.get("lookahead") is not None]
     if not marked:
         return {}
     counts = [
-        dsmlab.lookahead_counts(r["reference"], r["lookahead"], r["hypothesis"], normalize)
+        dsmlab.lookahead_counts(
+            r["reference"], r["lookahead"], r["hypothesis"], normalize, r.get("homophones")
+        )
         for r in marked
     ]
     summary = {"lookahead_utterances": len(marked)}
@@ -92,12 +98,17 @@ def lookahead_metrics(records: Sequence[dict], normalize: Callable[[str], str]) 
         "lookahead_accuracy": ("lookahead_hits", "lookahead_words"),
         "lookahead_wer": ("lookahead_errors", "lookahead_words"),
         "other_wer": ("other_errors", "other_words"),
+        "lookahead_choice_accuracy": ("lookahead_hits", "lookahead_heard"),
     }.items():
+        if any(den not in c for c in counts):
+            continue
         found = intervals.ratio([c[num] for c in counts], [c[den] for c in counts])
         if found is not None:
             summary[name] = round(found[0], 6)
             summary[f"{name}_ci95"] = [round(found[1], 6), round(found[2], 6)]
     summary["lookahead_words"] = sum(c["lookahead_words"] for c in counts)
+    if all("lookahead_heard" in c for c in counts):
+        summary["lookahead_heard"] = sum(c["lookahead_heard"] for c in counts)
     return summary
 
 

@@ -176,6 +176,7 @@ def base_record(utt: Utterance, status: str, error: str | None = None) -> dict:
         "reference": utt.text,
         "speaker": utt.speaker,
         "lookahead": utt.lookahead,
+        "homophones": utt.homophones,
         "audio_path": utt.path,
         "audio_s": None if utt.audio is None else len(utt.audio) / dsmlab.SAMPLE_RATE,
     }

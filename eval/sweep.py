@@ -32,6 +32,7 @@ COLUMNS = [
     "mean_utterance_wer",
     "corpus_cer",
     "lookahead_accuracy",
+    "lookahead_choice_accuracy",
     "lookahead_wer",
     "other_wer",
     "start_abs_median_s",

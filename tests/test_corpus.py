@@ -157,6 +157,8 @@ def test_rendered_rows_carry_the_lookahead_column(corpus):
     for row in corpus["lookahead"]:
         (k,) = row["lookahead"]
         assert row["words"][k]["word"] in {w for pair in HOMOPHONES for w in pair}
+        (spellings,) = row["homophones"]
+        assert row["words"][k]["word"] in spellings and tuple(spellings) in HOMOPHONES
     assert all(isinstance(row["lookahead"], list) for row in corpus["test"])
 
 
@@ -170,6 +172,7 @@ def test_the_probe_text_is_the_corpus_lookahead_split_to_speak_elsewhere(corpus,
     lines = [json.loads(x) for x in (tmp_path / "p.jsonl").read_text().splitlines()]
     assert [x["text"] for x in lines] == corpus["lookahead"]["text"]
     assert [x["lookahead"] for x in lines] == corpus["lookahead"]["lookahead"]
+    assert [x["homophones"] for x in lines] == corpus["lookahead"]["homophones"]
 
 
 def test_the_probe_spoken_by_another_synthesizer_is_a_dataset_eval_wer_scores(tmp_path):

@@ -231,7 +231,8 @@ def test_report_reads_like_a_results_section(tiny_novad_dir, tmp_path):
 def test_eval_wer_scores_the_words_a_dataset_marks_as_needing_right_context(
     tiny_novad_dir, tmp_path
 ):
-    table = [r | {"lookahead": [1]} for r in rows(3)]  # "world," in "Hello world, again!"
+    # "world," in "Hello world, again!", spoken like "whirled"
+    table = [r | {"lookahead": [1], "homophones": [["world", "whirled"]]} for r in rows(3)]
     datasets.Dataset.from_list(table).save_to_disk(str(tmp_path / "ds"))
     out = tmp_path / "run"
     assert wer.main(["--model", str(tiny_novad_dir), "--dataset", str(tmp_path / "ds"),
@@ -239,5 +240,6 @@ def test_eval_wer_scores_the_words_a_dataset_marks_as_needing_right_context(
     summary = json.loads((out / "results.json").read_text())["metrics"]
     assert summary["lookahead_words"] == 3 and summary["lookahead_utterances"] == 3
     assert 0 <= summary["lookahead_accuracy"] <= 1 and "other_wer_ci95" in summary
+    assert summary["lookahead_heard"] >= summary["lookahead_accuracy"] * 3
     documented = (Path(wer.__file__).parent / "METRICS.md").read_text()
     assert all(f"`{k.removesuffix('_ci95')}`" in documented for k in summary)

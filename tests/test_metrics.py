@@ -189,6 +189,26 @@ def test_a_transcript_equal_to_its_reference_has_no_lookahead_errors():
     assert (found["lookahead_accuracy"], found["other_wer"]) == (1.0, 0.0)
 
 
+def test_homophones_part_the_spelling_choice_from_hearing_the_word():
+    normalize = dsmlab.get_normalizer("whisper", "en")
+    records = [
+        # heard, spelled as its homophone: wrong choice
+        _lookahead_record("The knight bowed.", "the night bowed", [1], normalize),
+        # heard and spelled right
+        _lookahead_record("The sun rose.", "the sun rose", [1], normalize),
+        # not heard at all: another word
+        _lookahead_record("The tail began.", "the cat began", [1], normalize),
+    ]
+    alike = [["knight", "night"], ["son", "sun"], ["tail", "tale"]]
+    for record, spellings in zip(records, alike, strict=True):
+        record["homophones"] = [spellings]
+    found = metrics.lookahead_metrics(records, normalize)
+    assert found["lookahead_accuracy"] == pytest.approx(1 / 3)
+    assert (found["lookahead_heard"], found["lookahead_choice_accuracy"]) == (2, 0.5)
+    del records[0]["homophones"]  # a record without the column: no choice figure at all
+    assert "lookahead_choice_accuracy" not in metrics.lookahead_metrics(records, normalize)
+
+
 def test_a_bad_lookahead_cell_fails_its_row_with_the_reason(tmp_path):
     import datasets
 
@@ -197,8 +217,16 @@ def test_a_bad_lookahead_cell_fails_its_row_with_the_reason(tmp_path):
     rows = [
         {"audio": {"bytes": b"x", "path": None}, "text": "a b c", "lookahead": [1, 5]},
         {"audio": {"bytes": b"x", "path": None}, "text": "a b c", "lookahead": [2]},
-    ]
+        {"audio": {"bytes": b"x", "path": None}, "text": "a b c", "lookahead": [2, 0],
+         "homophones": [["c", "see"], ["a", "eh"]]},
+        {"audio": {"bytes": b"x", "path": None}, "text": "a b c", "lookahead": [2, 0],
+         "homophones": [["c", "see"]]},
+    ]  # fmt: skip
+    for row in rows[:2]:
+        row["homophones"] = None
     datasets.Dataset.from_list(rows).save_to_disk(str(tmp_path / "ds"))
-    first, second = load_data(str(tmp_path / "ds"))
+    first, second, third, fourth = load_data(str(tmp_path / "ds"))
     assert "lookahead cell: expected indices of the reference's 3 words" in first.error
-    assert second.lookahead == [2]
+    assert second.lookahead == [2] and second.homophones is None
+    assert (third.lookahead, third.homophones) == ([0, 2], [["a", "eh"], ["c", "see"]])
+    assert "homophones cell: expected one list of spellings for each of the 2" in fourth.error

@@ -299,6 +299,8 @@ test = datasets.load_from_disk("data/synth-test")["test"]
   level it was played at; the held-out splits get no room, filter or noise).
 - `lookahead` (when present): indices into `text`'s words of the homophones only the next
   word decides; `eval.wer` scores them apart (`--split lookahead` is all such sentences).
+- `homophones` (when present): for each `lookahead` index, the spellings spoken like that word
+  (its pair), so `eval.wer` can tell a wrong spelling from a word not heard.
 
 ## How it was made
 

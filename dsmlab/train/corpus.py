@@ -16,7 +16,8 @@ through a random room, band limit, noise and speed (`augment`). The splits keep 
 - unseen-flite: flite's slt, a voice of a synthesizer training used;
 - festival: festival's voices, a synthesizer training never used;
 - lookahead: the test split's voices, every sentence a lookahead sentence (`sentences`): a
-  homophone that only the word after it decides, its index in the `lookahead` column;
+  homophone that only the word after it decides, its index in the `lookahead` column and
+  the spellings spoken like it in the `homophones` column;
 - hesitation: the test split's voices, every sentence with a filler ("uh", "um") after a word it
   cannot end on: the probe of hesitation pauses for `eval.turns --split hesitation`;
 - festival-train (empty unless asked for): festival's voices on sentences no other split holds,
@@ -55,7 +56,7 @@ from ..cli import ArgumentParser, non_negative_int, positive_int, probability, r
 from ..errors import DSMLabError, UsageError
 from . import augment, speech
 from .probe import speak_probe
-from .sentences import hesitation_sentence, lookahead_sentence, sentence
+from .sentences import hesitation_sentence, lookahead_sentence, sentence, spoken_alike
 from .workers import SPAWN, tied_to_this_process
 
 STORE_RATE = 16_000
@@ -240,6 +241,7 @@ def render(item: Plan) -> dict:
         "text": text_of(item.words),
         "words": [_rounded(w) for w in words],
         "lookahead": list(item.lookahead),
+        "homophones": homophones_of(item),
         "phones": [_rounded(p) for p in phones],
         "speaker_id": f"{voice.synthesizer}:{voice.name}",
         "synthesizer": voice.synthesizer,
@@ -247,6 +249,11 @@ def render(item: Plan) -> dict:
         "pitch": round(voice.pitch, 3),
         "augmentation": str(item.augmentation.describe()),
     }
+
+
+def homophones_of(item: Plan) -> list[list[str]]:
+    """For each lookahead word, the spellings spoken like it (`sentences.spoken_alike`)."""
+    return [spoken_alike(item.words[k]) for k in item.lookahead]
 
 
 def text_of(words: tuple[str, ...]) -> str:
@@ -325,6 +332,7 @@ def _features():
             "text": text,
             "words": datasets.List({"word": text, "start": number, "end": number}),
             "lookahead": datasets.List(datasets.Value("int32")),
+            "homophones": datasets.List(datasets.List(text)),
             "phones": datasets.List({"phone": text, "start": number, "end": number}),
             "speaker_id": text,
             "synthesizer": text,
@@ -375,7 +383,11 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError("--speak speaks the probe: give --probe-text FILE too")
         if args.probe_text:
             lines = [
-                {"text": text_of(p.words), "lookahead": list(p.lookahead)}
+                {
+                    "text": text_of(p.words),
+                    "lookahead": list(p.lookahead),
+                    "homophones": homophones_of(p),
+                }
                 for p in plan(sizes, args.seed)["lookahead"]  # the corpus's own probe sentences
             ]
             if args.speak:

@@ -118,6 +118,12 @@ def lookahead_sentence(rng: random.Random) -> tuple[list[str], int]:
     return words, template.index("H")
 
 
+def spoken_alike(word: str) -> list[str]:
+    """The spellings spoken like a homophone, itself included: what the corpus writes in its
+    `homophones` column, so `eval.wer` can tell a wrong spelling from a word not heard."""
+    return next(list(pair) for pair in HOMOPHONES if word in pair)
+
+
 def hesitation_sentence(rng: random.Random) -> tuple[list[str], int]:
     """A sentence of the main grammar with a filler after a word it cannot end on (a
     determiner, a preposition, "and"), and the filler's index."""
