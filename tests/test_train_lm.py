@@ -59,6 +59,11 @@ def test_a_word_the_tokenizer_cannot_spell_never_becomes_its_unknown_id():
     spell = Speller(words)
     ids = [spell(w) for w in sentence]
     assert ids[filler] == [] and spell.unspellable == 1
+    assert spell.summary("train") == (
+        "train, words the tokenizer cannot spell: 1 get no tokens, "
+        "0 are written in their normalized form"
+    )
+    assert Speller(words).summary("train") is None
     assert [i for k, i in enumerate(ids) if k != filler] == [
         words.encode(w) for k, w in enumerate(sentence) if k != filler
     ]

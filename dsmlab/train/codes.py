@@ -89,6 +89,16 @@ class Speller:
         self.unspellable += 1
         return [i for i in ids if i != self.unknown]
 
+    def summary(self, what: str) -> str | None:
+        """One line on the words it could not spell as they are, or None if there were none:
+        a training run's fillers ("uh", "um") outside the grammar's tokenizer say so here."""
+        if not (self.respelled or self.unspellable):
+            return None
+        return (
+            f"{what}, words the tokenizer cannot spell: {self.unspellable} get no tokens, "
+            f"{self.respelled} are written in their normalized form"
+        )
+
 
 def word_tokenizer(seed: int = 0) -> bytes:
     """A sentencepiece word model over the corpus vocabulary: one piece per word."""
@@ -115,10 +125,13 @@ def encode_split(
         torch.save(codes, tmp)
         tmp.replace(path)
     spell = Speller(tokenizer)
-    return [
+    examples = [
         Example.of_words(c, row["words"], spell, row["text"])
         for c, row in zip(codes, rows, strict=True)
     ]
+    if spell.summary(split):
+        tqdm.write(spell.summary(split))
+    return examples
 
 
 def _encode(mimi: MimiModel, rows, desc: str) -> list[torch.Tensor]:
