@@ -56,7 +56,7 @@ from ..cli import ArgumentParser, non_negative_int, positive_int, probability, r
 from ..errors import DSMLabError, UsageError
 from . import augment, speech
 from .probe import speak_probe
-from .sentences import hesitation_sentence, lookahead_sentence, sentence, spoken_alike
+from .sentences import hesitation_sentence, homophones_of, lookahead_sentence, sentence, text_of
 from .workers import SPAWN, tied_to_this_process
 
 STORE_RATE = 16_000
@@ -112,6 +112,11 @@ class Plan:
     voices: tuple[speech.Voice, ...]  # the first that speaks every word does (see `render`)
     augmentation: augment.Augmentation
     seed: int
+
+    def transcript(self) -> dict:
+        """Its text and lookahead marks, as its row and the probe text hold them."""
+        marks = homophones_of(self.words, self.lookahead)
+        return {"text": text_of(self.words), "lookahead": list(self.lookahead), "homophones": marks}
 
 
 def voices_of(split: str) -> list[str]:
@@ -238,10 +243,8 @@ def render(item: Plan) -> dict:
     return {
         "id": item.id,
         "audio": {"bytes": flac.getvalue(), "path": None},
-        "text": text_of(item.words),
+        **item.transcript(),
         "words": [_rounded(w) for w in words],
-        "lookahead": list(item.lookahead),
-        "homophones": homophones_of(item),
         "phones": [_rounded(p) for p in phones],
         "speaker_id": f"{voice.synthesizer}:{voice.name}",
         "synthesizer": voice.synthesizer,
@@ -249,16 +252,6 @@ def render(item: Plan) -> dict:
         "pitch": round(voice.pitch, 3),
         "augmentation": str(item.augmentation.describe()),
     }
-
-
-def homophones_of(item: Plan) -> list[list[str]]:
-    """For each lookahead word, the spellings spoken like it (`sentences.spoken_alike`)."""
-    return [spoken_alike(item.words[k]) for k in item.lookahead]
-
-
-def text_of(words: tuple[str, ...]) -> str:
-    """A planned sentence's transcript, as its row holds it."""
-    return " ".join(words).capitalize() + "."
 
 
 def _rounded(timed: dict) -> dict:
@@ -382,14 +375,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.speak and not args.probe_text:
             raise UsageError("--speak speaks the probe: give --probe-text FILE too")
         if args.probe_text:
-            lines = [
-                {
-                    "text": text_of(p.words),
-                    "lookahead": list(p.lookahead),
-                    "homophones": homophones_of(p),
-                }
-                for p in plan(sizes, args.seed)["lookahead"]  # the corpus's own probe sentences
-            ]
+            lines = [p.transcript() for p in plan(sizes, args.seed)["lookahead"]]  # its own probe
             if args.speak:
                 speak_probe(lines, args.probe_text, args.speak)
             args.probe_text.write_text("".join(json.dumps(line) + "\n" for line in lines))

@@ -118,10 +118,15 @@ def lookahead_sentence(rng: random.Random) -> tuple[list[str], int]:
     return words, template.index("H")
 
 
-def spoken_alike(word: str) -> list[str]:
-    """The spellings spoken like a homophone, itself included: what the corpus writes in its
+def homophones_of(words: tuple[str, ...], lookahead: tuple[int, ...]) -> list[list[str]]:
+    """For each lookahead word, the spellings spoken like it, itself included: the corpus's
     `homophones` column, so `eval.wer` can tell a wrong spelling from a word not heard."""
-    return next(list(pair) for pair in HOMOPHONES if word in pair)
+    return [next(list(pair) for pair in HOMOPHONES if words[k] in pair) for k in lookahead]
+
+
+def text_of(words: tuple[str, ...]) -> str:
+    """A planned sentence's transcript, as its row holds it."""
+    return " ".join(words).capitalize() + "."
 
 
 def hesitation_sentence(rng: random.Random) -> tuple[list[str], int]:
