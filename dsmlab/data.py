@@ -245,7 +245,8 @@ def checked_lookahead(
             f"distinct lookahead indices, got {homophones!r:.60}"
         )
     paired = dict(zip(indices, homophones, strict=True))
-    return sorted(paired), [paired[i] for i in sorted(paired)]
+    order = sorted(paired)
+    return order, [paired[i] for i in order]
 
 
 def checked_words(words) -> list[dict] | None:

@@ -121,14 +121,13 @@ def lookahead_counts(
                 written[chunk.ref_start_idx : chunk.ref_end_idx] = hyp[
                     chunk.hyp_start_idx : chunk.hyp_start_idx + span
                 ]
+    heard = 0
     for (token, alike), got in zip(ref, written, strict=True):
         ok = got == token
         if alike is not None:
             counts["lookahead_hits"] += ok
+            heard += ok or got in alike
         counts["lookahead_errors" if alike is not None else "other_errors"] += not ok
     if homophones is not None:
-        counts["lookahead_heard"] = sum(
-            alike is not None and (got == token or got in alike)
-            for (token, alike), got in zip(ref, written, strict=True)
-        )
+        counts["lookahead_heard"] = heard
     return counts

@@ -129,8 +129,8 @@ def encode_split(
         Example.of_words(c, row["words"], spell, row["text"])
         for c, row in zip(codes, rows, strict=True)
     ]
-    if spell.summary(split):
-        tqdm.write(spell.summary(split))
+    if summary := spell.summary(split):
+        tqdm.write(summary)
     return examples
 
 
