@@ -2,7 +2,7 @@
 each delay, and one conditioned on every delay -> VAD heads (the LM tuned with them) -> their
 scores -> (with --bundle) data/.
 
-    python -m dsmlab.train.recipe --out runs/recipe             # about 2 hours on 2 CPU cores
+    python -m dsmlab.train.recipe --out runs/recipe             # about 2.5 hours on 2 CPU cores
     python -m dsmlab.train.recipe --out runs/recipe --bundle    # then copy into data/
 
 Each step leaves its result in --out and is skipped when that result is there; a step killed
