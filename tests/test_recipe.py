@@ -83,9 +83,28 @@ def test_a_rerun_with_other_settings_is_refused_before_any_work(tmp_path):
     (tmp_path / "recipe.json").write_text(json.dumps({"recipe": asdict(made), "seconds": {}}))
     with pytest.raises(UsageError, match=r"lm_steps: 20 -> 40.*another --out"):
         recipe.run(tmp_path, replace(made, lm_steps=40))
+    with pytest.raises(UsageError, match=r"delays: \[1, 2\] -> \[1, 4\]"):
+        recipe.run(tmp_path, replace(made, delays=(1, 4)))  # a delay's model would be stale
+    _leave_results(tmp_path / "models" / "synth-dc", "config.json")
     with pytest.raises(UsageError, match=r"delays: \[1, 2\] -> \[1, 2, 4\]"):
-        recipe.run(tmp_path, replace(made, delays=(1, 2, 4)))
+        recipe.run(tmp_path, replace(made, delays=(1, 2, 4)))  # the conditioned one would
     assert not (tmp_path / "corpus").exists()
+
+
+def test_more_delays_keep_the_trained_ones_and_score_them_all_again(tmp_path, monkeypatch):
+    made = recipe.Recipe(**{**TINY, "delays": (2,)}, jobs=1)
+    (tmp_path / "recipe.json").write_text(json.dumps({"recipe": asdict(made), "seconds": {}}))
+    _leave_results(tmp_path, "corpus/dataset_dict.json", "tokenizer/mimi.safetensors")
+    _leave_results(tmp_path / "models" / "synth-d2", "config.json", "vad_report.json")
+    _leave_results(tmp_path, "recipe_report.json")  # the scores of synth-d2 alone
+    trained = []
+    monkeypatch.setattr(recipe, "_encode_training_codes", lambda *_: None)
+    monkeypatch.setattr(recipe, "_one_delay", lambda out, r, d, *_: trained.append(d) or {})
+    monkeypatch.setattr(recipe, "scores", lambda out, r: {"scored": list(r.delays)})
+    assert recipe.run(tmp_path, replace(made, delays=(1, 2))) == {"scored": [1, 2]}
+    assert trained == [1, (1, 2)]
+    saved = json.loads((tmp_path / "recipe.json").read_text())["recipe"]
+    assert saved["delays"] == [1, 2]
 
 
 def test_the_lookahead_and_hesitation_shares_reach_the_corpus(tmp_path, monkeypatch):

@@ -83,7 +83,8 @@ def run(out: Path, recipe: Recipe) -> dict:
     """Every step not done yet; returns the scores (also in recipe_report.json)."""
     out.mkdir(parents=True, exist_ok=True)
     earlier = _load(out / RECIPE_SETTINGS)
-    _check_same_recipe(out, earlier.get("recipe", {}), json.loads(json.dumps(asdict(recipe))))
+    if _check_same_recipe(out, earlier.get("recipe", {}), json.loads(json.dumps(asdict(recipe)))):
+        (out / RECIPE_REPORT).unlink(missing_ok=True)  # scored before the new delays' models
     timings = earlier.get("seconds", {})
 
     def record(seconds: dict[str, float]) -> None:
@@ -151,23 +152,33 @@ def run(out: Path, recipe: Recipe) -> dict:
     return _load(report_path)
 
 
-def _check_same_recipe(out: Path, earlier: dict, now: dict) -> None:
+def _check_same_recipe(out: Path, earlier: dict, now: dict) -> bool:
     """A step is skipped when its result is there, so a rerun with other settings would mix
     their results with the earlier ones' under the new settings' name: refuse it. A setting
     the earlier recipe.json does not record (it predates the setting) counts as changed: what
-    it was then cannot be known."""
+    it was then cannot be known. More delays are no change to what is there (each fixed-delay
+    LM depends on its delay alone) while the conditioned model, made of them all, is not yet
+    trained: returns whether the delays grew so."""
     if not earlier:
-        return
+        return False
+    grown = (
+        earlier.get("delays") != now["delays"]
+        and set(earlier.get("delays", [None])) <= set(now["delays"])
+        and not (out / "models" / CONDITIONED / CONFIG_NAME).exists()
+    )
     changed = [
         f"{k}: {earlier.get(k, 'not recorded')} -> {v}"
         for k, v in now.items()
-        if k not in NOT_IN_RESULTS and (k not in earlier or earlier[k] != v)
+        if k not in NOT_IN_RESULTS
+        and (k not in earlier or earlier[k] != v)
+        and not (k == "delays" and grown)
     ]
     if changed:
         raise UsageError(
             f"{out} holds a recipe made with other settings ({', '.join(changed)}): "
             "use another --out, or the earlier settings"
         )
+    return grown
 
 
 def _models(recipe: Recipe) -> list[int | tuple[int, ...]]:
