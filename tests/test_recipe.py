@@ -119,11 +119,11 @@ def test_the_lookahead_and_hesitation_shares_reach_the_corpus(tmp_path, monkeypa
 
     monkeypatch.setattr(recipe.corpus, "generate", generate)
     monkeypatch.setattr(recipe.audio_tokenizer, "build", build)
-    argv = ["--out", str(tmp_path / "r"), "--lookahead-share", "0.5", "--hesitation-share", "0.3"]
+    argv = ["--out", str(tmp_path / "r"), "--lookahead-share", "0.4", "--hesitation-share", "0.3"]
     assert recipe.main(argv) == 130
-    assert asked["shares"] == (0.5, 0.3)
+    assert asked["shares"] == (0.4, 0.3)
     saved = json.loads((tmp_path / "r" / recipe.RECIPE_SETTINGS).read_text())
-    assert saved["recipe"]["lookahead_share"] == 0.5
+    assert saved["recipe"]["lookahead_share"] == 0.4
     assert saved["recipe"]["hesitation_share"] == 0.3
     assert recipe.main([*argv[:4], "--hesitation-share", "0.2"]) == 2  # another share: refused
 

@@ -2,7 +2,7 @@
 each delay, and one conditioned on every delay -> VAD heads (the LM tuned with them) -> their
 scores -> (with --bundle) data/.
 
-    python -m dsmlab.train.recipe --out runs/recipe             # about 2.5 hours on 2 CPU cores
+    python -m dsmlab.train.recipe --out runs/recipe             # about 3 hours on 2 CPU cores
     python -m dsmlab.train.recipe --out runs/recipe --bundle    # then copy into data/
 
 Each step leaves its result in --out and is skipped when that result is there; a step killed
@@ -66,8 +66,10 @@ class Recipe:
     festival: int = corpus.SIZES["festival"]
     lookahead: int = corpus.SIZES["lookahead"]
     hesitation: int = corpus.SIZES["hesitation"]
-    lookahead_share: float = corpus.LOOKAHEAD_SHARE  # of the train split's sentences
-    hesitation_share: float = 0.0  # of the train split's sentences with a filler (uh, um)
+    # The bundle's shares of the train split's sentences (the held-out splits keep the corpus's
+    # LOOKAHEAD_SHARE): lookahead sentences, and sentences with a filler (uh, um).
+    lookahead_share: float = 0.5
+    hesitation_share: float = 0.2
     tokenizer_steps: int = audio_tokenizer.STEPS
     tokenizer_crop: int = audio_tokenizer.CROP_FRAMES  # frames per training cut; 0: whole
     phone_lag: int = audio_tokenizer.PHONE_LAG  # frames the tokenizer's phone labels trail
@@ -335,14 +337,15 @@ def main(argv: list[str] | None = None) -> int:
         "--lookahead-share",
         type=probability,
         default=defaults.lookahead_share,
-        help="of the train split's sentences (the held-out splits keep the default's)",
+        help="of the train split's sentences (default 0.5; the held-out splits keep the "
+        "corpus's 0.2)",
     )
     parser.add_argument(
         "--hesitation-share",
         type=probability,
         default=defaults.hesitation_share,
         help="of the train split's sentences, with a filler where the sentence cannot end "
-        "(default 0; the hesitation probe split is the same either way)",
+        "(default 0.2; the hesitation probe split is the same either way)",
     )
     parser.add_argument("--bundle", action="store_true", help="then copy the results into data/")
     args = parser.parse_args(argv)
