@@ -166,7 +166,7 @@ def _check_same_recipe(out: Path, earlier: dict, now: dict) -> bool:
     grown = (
         earlier.get("delays") != now["delays"]
         and set(earlier.get("delays", [None])) <= set(now["delays"])
-        and not (out / "models" / CONDITIONED / CONFIG_NAME).exists()
+        and not (_model_dir(out, tuple(now["delays"])) / CONFIG_NAME).exists()
     )
     changed = [
         f"{k}: {earlier.get(k, 'not recorded')} -> {v}"
@@ -337,15 +337,16 @@ def main(argv: list[str] | None = None) -> int:
         "--lookahead-share",
         type=probability,
         default=defaults.lookahead_share,
-        help="of the train split's sentences (default 0.5; the held-out splits keep the "
-        "corpus's 0.2)",
+        help=f"of the train split's sentences (default {defaults.lookahead_share:g}; the "
+        f"held-out splits keep the corpus's {corpus.LOOKAHEAD_SHARE:g})",
     )
     parser.add_argument(
         "--hesitation-share",
         type=probability,
         default=defaults.hesitation_share,
         help="of the train split's sentences, with a filler where the sentence cannot end "
-        "(default 0.2; the hesitation probe split is the same either way)",
+        f"(default {defaults.hesitation_share:g}; the hesitation probe split is the same either "
+        "way)",
     )
     parser.add_argument("--bundle", action="store_true", help="then copy the results into data/")
     args = parser.parse_args(argv)
