@@ -2,10 +2,11 @@
 
 Each argument is an eval run directory (results.json and utterances.jsonl, from any eval
 script) on the same utterances: a model against another, a retrained model against the
-bundled one. Each AFTER is set against BEFORE on the utterances both scored: corpus WER of
-each, the difference, and its paired 95% bootstrap interval over those utterances (tighter
-than the two runs' own intervals, since both are resampled together). Runs scored under
-different normalizers are refused: their WERs count different things.
+bundled one; or a model's directory of an eval.longform run (DIR/<model>/), paired by the
+sentences of its streams. Each AFTER is set against BEFORE on the utterances both scored:
+corpus WER of each, the difference, and its paired 95% bootstrap interval over those
+utterances (tighter than the two runs' own intervals, since both are resampled together).
+Runs scored under different normalizers are refused: their WERs count different things.
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ from pathlib import Path
 import dsmlab
 
 from . import metrics, runner
-from .records import read_records
+from .records import read_records, stream_sentences
 from .results import read_results
+from .rundir import STREAM_RECORDS
 
 
 def compare(before: Path, after: Path) -> dict:
     """BEFORE and AFTER's corpus WERs on their common utterances, and the paired difference."""
-    runs = {d: (read_results(d), read_records(d)) for d in (before, after)}
+    runs = {d: (read_results(d), scored_units(d)) for d in (before, after)}
     normalizers = {d: r.get("definitions", {}).get("normalizer") for d, (r, _) in runs.items()}
     if normalizers[before] != normalizers[after]:
         raise dsmlab.UsageError(
@@ -38,6 +40,14 @@ def compare(before: Path, after: Path) -> dict:
         "after": {"run": str(after), "model": runs[after][0]["model"]["model"]},
         **difference,
     }
+
+
+def scored_units(run: Path) -> list[dict]:
+    """The run's utterance records; for a model's eval.longform directory, its streams'
+    sentences."""
+    if (run / STREAM_RECORDS).is_file():
+        return stream_sentences(read_records(run, pattern=STREAM_RECORDS))
+    return read_records(run)
 
 
 def describe(found: dict) -> str:

@@ -26,7 +26,7 @@ import dsmlab
 from dsmlab.data import LONG_FORM
 
 from . import metrics, options, plots, rundir, runner, stream_scoring, streams
-from .records import RecordWriter, read_records
+from .records import RecordWriter, read_records, stream_sentences
 from .results import environment, print_written, write_json
 
 
@@ -195,7 +195,7 @@ def overall(records: list[dict], summaries: list[dict]) -> dict:
         "minutes": round(sum(s["duration_s"] for s in summaries) / 60, 2),
         "collapses_s": [s["collapse_s"] for s in summaries],
     }
-    pooled, alone = _pooled(records, "sentences"), _pooled(records, "alone")
+    pooled, alone = stream_sentences(records), stream_sentences(records, "alone")
     if pooled:
         wer = metrics.wer_metrics(pooled)
         found |= {k: wer.get(k) for k in ("corpus_wer", "corpus_wer_ci95", "utterances")}
@@ -213,15 +213,6 @@ def overall(records: list[dict], summaries: list[dict]) -> dict:
         "resources": longest["resources"],
     }
     return found
-
-
-def _pooled(records: list[dict], key: str) -> list[dict]:
-    """The sentence records of every stream, their indices made unique across streams."""
-    return [
-        s | {"index": k * 1_000_000 + s["index"]}
-        for k, r in enumerate(records)
-        for s in r[key] or []
-    ]
 
 
 def _line(row: dict) -> str:

@@ -102,3 +102,14 @@ def _drop_partial_line(path: Path) -> None:
     if data and not data.endswith(b"\n"):
         with path.open("r+b") as f:
             f.truncate(data.rfind(b"\n") + 1)
+
+
+def stream_sentences(streams: list[dict], key: str = "sentences") -> list[dict]:
+    """The sentence records of every eval.longform stream (`key`: "alone" for the same
+    sentences transcribed one by one), their indices made unique across streams: the units
+    that two models' long-form runs on the same streams are paired by."""
+    return [
+        s | {"index": k * 1_000_000 + s["index"]}
+        for k, r in enumerate(streams)
+        for s in r[key] or []
+    ]

@@ -9,7 +9,7 @@ import pytest
 from evaldata import save_to_disk, wav_bytes
 
 import dsmlab
-from eval import longform, rundir, stream_scoring, streams
+from eval import compare, longform, rundir, stream_scoring, streams
 
 RATE = dsmlab.SAMPLE_RATE
 
@@ -209,6 +209,29 @@ def test_eval_longform_stitches_runs_and_resumes(tiny_novad_dir, tmp_path, capsy
     documented = (Path(longform.__file__).parent / "METRICS.md").read_text()
     keys = {k.removesuffix("_ci95") for k in [*metrics, *results["streams"][0]]}
     assert not sorted(k for k in keys if f"`{k}`" not in documented)
+
+
+def test_eval_compare_pairs_two_models_long_form_runs_by_their_sentences(tiny_novad_dir, tmp_path):
+    data = save_to_disk(tmp_path / "ds", n=4)
+    out = tmp_path / "run"
+    args = ["--model", str(tiny_novad_dir), "--dataset", data, "--minutes", "0.25"]
+    assert longform.main([*args, "--streams", "2", "--no-alone", "--out", str(out)]) == 0
+    before = out / rundir.model_dirname(str(tiny_novad_dir))
+    after = tmp_path / "other"  # the same streams, every word of the second stream wrong
+    after.mkdir()
+    (after / "results.json").write_text((before / "results.json").read_text())
+    records = [json.loads(line) for line in (before / "streams.jsonl").read_text().splitlines()]
+    for s in records[1]["sentences"]:
+        s["word_errors"] = s["reference_words"]
+    (after / "streams.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    found = compare.compare(before, after)
+    metrics = json.loads((before / "results.json").read_text())["metrics"]
+    assert found["utterances"] == metrics["utterances"] == sum(len(r["sentences"]) for r in records)
+    assert found["corpus_wers"][0] == pytest.approx(metrics["corpus_wer"], abs=1e-6)
+    second = sum(s["reference_words"] for s in records[1]["sentences"])
+    errors = sum(s["word_errors"] for r in records[:1] for s in r["sentences"])
+    words = second + sum(s["reference_words"] for s in records[0]["sentences"])
+    assert found["corpus_wers"][1] == pytest.approx((errors + second) / words, abs=1e-6)
 
 
 def test_eval_longform_reads_recordings_in_chunks(tiny_novad_dir, tmp_path, monkeypatch):
