@@ -106,10 +106,9 @@ def _drop_partial_line(path: Path) -> None:
 
 def stream_sentences(streams: list[dict], key: str = "sentences") -> list[dict]:
     """The sentence records of every eval.longform stream (`key`: "alone" for the same
-    sentences transcribed one by one), their indices made unique across streams: the units
-    that two models' long-form runs on the same streams are paired by."""
+    sentences transcribed one by one), their indices made unique by their stream's: the units
+    that two models' long-form runs on the same streams are paired by, even where one run has
+    not finished every stream."""
     return [
-        s | {"index": k * 1_000_000 + s["index"]}
-        for k, r in enumerate(streams)
-        for s in r[key] or []
+        s | {"index": r["index"] * 1_000_000 + s["index"]} for r in streams for s in r[key] or []
     ]

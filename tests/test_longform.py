@@ -232,6 +232,9 @@ def test_eval_compare_pairs_two_models_long_form_runs_by_their_sentences(tiny_no
     errors = sum(s["word_errors"] for r in records[:1] for s in r["sentences"])
     words = second + sum(s["reference_words"] for s in records[0]["sentences"])
     assert found["corpus_wers"][1] == pytest.approx((errors + second) / words, abs=1e-6)
+    (after / "streams.jsonl").write_text(json.dumps(records[1]) + "\n")  # one stream finished
+    found = compare.compare(before, after)
+    assert found["utterances"] == len(records[1]["sentences"]) and found["corpus_wers"][1] == 1.0
 
 
 def test_eval_longform_reads_recordings_in_chunks(tiny_novad_dir, tmp_path, monkeypatch):
