@@ -51,8 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.gaps[0] > args.gaps[1]:
             raise dsmlab.UsageError("--gaps: give the shortest silence first")
         recordings = args.recordings or args.dataset in LONG_FORM
-        rundir.prepare(args.out)
-        with rundir.locked(args.out):
+        with rundir.opened(args.out):
             plan, audio_of = build(args, recordings)
             rows = [evaluate(args, spec, plan, audio_of) for spec in args.model]
         write_json(args.out / "longform.json", {"command_line": _command(args), "models": rows})

@@ -51,6 +51,28 @@ def prepare(out: Path) -> None:
 
 
 @contextlib.contextmanager
+def opened(out: Path, rank: int = 0):
+    """`prepare` and `locked` together; a run refused before it wrote anything (a model or a
+    dataset that does not load) leaves no empty directory behind to be mistaken for a run."""
+    made = not out.exists()
+    prepare(out)
+    try:
+        with locked(out, rank):
+            yield
+    except BaseException:
+        if made:
+            _remove_if_empty(out)
+        raise
+
+
+def _remove_if_empty(out: Path) -> None:
+    for lock in out.glob(".lock*"):
+        lock.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # something was written: keep it
+        out.rmdir()
+
+
+@contextlib.contextmanager
 def locked(out: Path, rank: int = 0):
     """Hold the directory's lock for this rank, or refuse at once if another run holds it."""
     name = ".lock" if rank == 0 else f".lock.rank{rank}"

@@ -53,8 +53,7 @@ def run(args: argparse.Namespace, model_spec: str, out: Path) -> Iterator[Run]:
     """Transcribe the dataset with the model into `out`, resuming what is already there; the
     directory stays locked until the caller has written its summary."""
     rank, world = dsmlab.cli.torchrun_rank()
-    rundir.prepare(out)
-    with rundir.locked(out, rank):
+    with rundir.opened(out, rank):
         device = args.device
         if world > 1 and torch.cuda.is_available() and device is None:
             device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"

@@ -66,27 +66,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> int:
         options.fill_defaults(args, "sweep", several=True)
-        rundir.prepare(args.out)
-        rows, runs = [], []
-        for spec in args.model:
-            with runner.run(args, spec, args.out / rundir.model_dirname(spec)) as result:
-                if not result.is_main:
-                    continue
-                summary, extra = latency_summary(result, args.flush_samples, args.batch_size)
-                normalize = options.scoring(args)[0]
-                summary |= metrics.lookahead_metrics(result.records, normalize)
-                if any(r.get("ref_words") for r in result.records if r["status"] == "ok"):
-                    summary |= metrics.timestamp_metrics(result.records, normalize, args.collar)
-                results = write_results(result, "sweep", summary, extra)
-            runs.append((result.model.name, result.model.delay_s, result.records))
-            rows.append(
-                {
-                    "model": result.model.name,
-                    "delay_s": result.model.delay_s,
-                    **summary,
-                    "rtfx": results["speed"]["rtfx"],
-                }
-            )
+        with rundir.opened(args.out, dsmlab.cli.torchrun_rank()[0]):
+            rows, runs = _run_models(args)
         if not rows:
             return 0
         differences = metrics.paired_wer_differences(runs)
@@ -119,6 +100,31 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     return dsmlab.run_cli(body, debug=args.debug)
+
+
+def _run_models(args) -> tuple[list[dict], list[tuple]]:
+    """Each model's run in its own directory under args.out: its summary row, its records."""
+    rows, runs = [], []
+    for spec in args.model:
+        with runner.run(args, spec, args.out / rundir.model_dirname(spec)) as result:
+            if not result.is_main:
+                continue
+            summary, extra = latency_summary(result, args.flush_samples, args.batch_size)
+            normalize = options.scoring(args)[0]
+            summary |= metrics.lookahead_metrics(result.records, normalize)
+            if any(r.get("ref_words") for r in result.records if r["status"] == "ok"):
+                summary |= metrics.timestamp_metrics(result.records, normalize, args.collar)
+            results = write_results(result, "sweep", summary, extra)
+        runs.append((result.model.name, result.model.delay_s, result.records))
+        rows.append(
+            {
+                "model": result.model.name,
+                "delay_s": result.model.delay_s,
+                **summary,
+                "rtfx": results["speed"]["rtfx"],
+            }
+        )
+    return rows, runs
 
 
 if __name__ == "__main__":

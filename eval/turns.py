@@ -97,8 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         options.fill_defaults(args, "turns")
         if args.tolerance >= args.turn_gap:
             raise dsmlab.UsageError("--tolerance must be shorter than --turn-gap")
-        rundir.prepare(args.out)
-        with rundir.locked(args.out):
+        with rundir.opened(args.out):
             model = dsmlab.load(args.model, device=args.device)
             if not model.has_vad:
                 raise dsmlab.DSMLabError(f"{model.name} has no VAD heads: nothing to evaluate")

@@ -16,7 +16,7 @@ from evaldata import rows, save_to_disk, wav_bytes
 
 from dsmlab.__main__ import main as dsmlab_main
 from dsmlab.data import load_data
-from eval import report, rundir, timestamps, wer
+from eval import report, rundir, sweep, timestamps, wer
 from eval.records import read_records
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -204,6 +204,24 @@ def test_an_out_that_cannot_be_written_is_refused_before_any_work(
     one_line(capsys, wer_run(tiny_novad_dir, data, a_file), 2, "is a file, not a directory")
     under = a_file / "run"
     one_line(capsys, wer_run(tiny_novad_dir, data, under), 2, "cannot be written")
+
+
+def test_a_run_refused_before_any_work_leaves_no_directory(tiny_novad_dir, data, tmp_path, capsys):
+    not_a_model = tmp_path / "not-a-model"
+    not_a_model.mkdir()
+    out = tmp_path / "runs" / "wer"
+    one_line(capsys, wer_run(not_a_model, data, out), 1, "not-a-model")
+    assert not out.exists()
+    argv = ["--model", str(not_a_model), "--dataset", data, "--out", str(tmp_path / "sweep")]
+    one_line(capsys, sweep.main(argv), 1, "not-a-model")
+    assert not (tmp_path / "sweep").exists()
+    kept = tmp_path / "kept"  # a directory the user made is theirs: refused, it stays
+    kept.mkdir()
+    one_line(capsys, wer_run(not_a_model, data, kept), 1, "not-a-model")
+    assert kept.is_dir()
+    missing = str(tmp_path / "missing.jsonl")  # the model loads, the dataset does not
+    one_line(capsys, wer_run(tiny_novad_dir, missing, out), 1, "missing.jsonl")
+    assert not out.exists()
 
 
 def test_an_empty_dataset_is_one_line(tiny_novad_dir, tmp_path, capsys):
