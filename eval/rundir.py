@@ -6,6 +6,8 @@
 - `.lock` is held while a run writes (one per rank under torchrun); a second run into the same
   directory is refused at once. The lock is released even when a run is killed.
 - `--overwrite` deletes what a run wrote there (and nothing else) before it starts.
+- A run refused before it wrote anything (a model or dataset that does not load) removes the
+  directory it made, so no empty directory passes for a run (`opened`).
 """
 
 from __future__ import annotations
@@ -61,22 +63,20 @@ def opened(out: Path, rank: int = 0):
             yield
     except BaseException:
         if made:
-            _remove_if_empty(out)
+            _lock_path(out, rank).unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # something was written (or another rank's lock)
+                out.rmdir()
         raise
 
 
-def _remove_if_empty(out: Path) -> None:
-    for lock in out.glob(".lock*"):
-        lock.unlink(missing_ok=True)
-    with contextlib.suppress(OSError):  # something was written: keep it
-        out.rmdir()
+def _lock_path(out: Path, rank: int) -> Path:
+    return out / (".lock" if rank == 0 else f".lock.rank{rank}")
 
 
 @contextlib.contextmanager
 def locked(out: Path, rank: int = 0):
     """Hold the directory's lock for this rank, or refuse at once if another run holds it."""
-    name = ".lock" if rank == 0 else f".lock.rank{rank}"
-    lock = FileLock(str(out / name), timeout=0)
+    lock = FileLock(str(_lock_path(out, rank)), timeout=0)
     try:
         lock.acquire()
     except Timeout:
