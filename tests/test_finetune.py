@@ -34,22 +34,27 @@ def _logits(lm) -> torch.Tensor:
         return teacher_forced(lm, codes)[1]
 
 
+@pytest.mark.parametrize("embeddings", [False, True], ids=["adapters", "with-embeddings"])
 def test_merged_lora_equals_the_adapter_and_loads_strictly_in_moshi(
-    tiny_novad_dir, tmp_path, monkeypatch
+    tiny_novad_dir, tmp_path, monkeypatch, embeddings
 ):
     model = dsmlab.load(tiny_novad_dir, device="cpu")
     base = _logits(model.lm)
-    lora.add_lora(model.lm, rank=4, scaling=2.0)
+    lora.add_lora(model.lm, rank=4, scaling=2.0, embeddings=embeddings)
     assert torch.equal(_logits(model.lm), base)  # adapters start at zero: the base model
-    trainable = [n for n, p in model.lm.named_parameters() if p.requires_grad]
-    assert trainable and all(".lora_" in n for n in trainable)
+    names = [n for n, _ in model.lm.named_parameters()]
+    tables = {"text_emb.weight"} | {f"emb.{i}.weight" for i in range(len(model.lm.emb))}
+    trainable = {n for n, p in model.lm.named_parameters() if p.requires_grad}
+    adapters = {n for n in names if ".lora_" in n}
+    assert adapters and trainable == adapters | (tables if embeddings else set())
     generator = torch.Generator().manual_seed(1)
     for name, p in model.lm.named_parameters():
-        if ".lora_B" in name:  # as if trained
-            p.data = 0.05 * torch.randn(p.shape, generator=generator)
+        if ".lora_B" in name or (embeddings and name in tables):  # as if trained
+            p.data += 0.05 * torch.randn(p.shape, generator=generator)
     adapted = _logits(model.lm)
     assert not torch.allclose(adapted, base, atol=1e-3)
     adapter = lora.save_adapter(model.lm, tmp_path / "adapter", {"base": str(tiny_novad_dir)})
+    assert set(load_file(adapter / lora.ADAPTER_WEIGHTS)) == trainable
     lora.merge(model.lm)
     torch.testing.assert_close(_logits(model.lm), adapted, atol=1e-4, rtol=1e-4)
 
@@ -125,6 +130,18 @@ def test_finetune_writes_a_checkpoint_that_loads_and_resumes_after_a_kill(
     again = load_file(resumed / "model.safetensors")
     for name, weight in tuned.items():
         torch.testing.assert_close(again[name], weight, atol=1e-6, rtol=1e-5)
+
+
+def test_tuned_embedding_tables_train_and_travel_in_the_adapter(tiny_novad_dir, tmp_path):
+    data = load_data(save_to_disk(tmp_path / "data", n=8))
+    out = _tune(tiny_novad_dir, data, tmp_path / "out", tune_embeddings=True)
+    adapter = load_file(out / "adapter" / lora.ADAPTER_WEIGHTS)
+    base = load_file(tiny_novad_dir / "model.safetensors")
+    tuned = load_file(out / "model.safetensors")
+    for name in ("text_emb.weight", "emb.0.weight"):
+        assert not torch.equal(adapter[name], base[name])  # it trained
+        torch.testing.assert_close(tuned[name], adapter[name].to(tuned[name].dtype))
+    assert json.loads((out / "finetune.json").read_text())["tune_embeddings"] is True
 
 
 def test_a_delay_ramp_moves_the_text_stream_a_frame_at_a_time(
@@ -213,6 +230,7 @@ def test_bad_input_is_refused_in_one_line(tiny_novad_dir, tmp_path, capsys):
         (["--dataset", fine, "--delay", "0.3"], 2, "not a whole number of 0.08 s frames"),
         (["--dataset", fine, "--delay", "9.6"], 2, "past the"),
         (["--dataset", fine, "--fsdp"], 2, "--fsdp shards across processes: launch with torchrun"),
+        (["--dataset", fine, "--full", "--tune-embeddings"], 2, "goes with a LoRA run"),
     ]
     capsys.readouterr()
     for extra, status, message in cases:

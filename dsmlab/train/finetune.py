@@ -16,7 +16,8 @@ context, most cut from the middle), so the tuned model keeps listening on long s
 text stream is rebuilt at `--delay` from the word times (`--delay-ramp`: moved there a frame at
 a time, `delay_move`), the loss is lm.py's (padding weighted as moshi-finetune weighs it).
 
-LoRA (`lora`, moshi's own modules) by default, or `--full`. Seeded and resumable: every
+LoRA (`lora`, moshi's own modules) by default (`--tune-embeddings`: the input embedding tables
+train beside the adapters, as moshi-finetune's `ft_embed`), or `--full`. Seeded and resumable: every
 --save-every steps the trainable state goes to <out>/training.pt and the same command
 continues from there. The log of loss and validation WER (on --valid-samples rows held out of
 the dataset, the first entry before any step) is <out>/training_log.json. Under torchrun:
@@ -80,6 +81,7 @@ def finetune(
     delay_ramp: int = 0,
     lora_rank: int | None = LORA_RANK,
     lora_scaling: float = LORA_SCALING,
+    tune_embeddings: bool = False,
     steps: int = STEPS,
     batch_size: int = STREAM_BATCH,
     lr: float | None = None,
@@ -97,7 +99,8 @@ def finetune(
     fsdp: bool = False,
 ) -> Path:
     """Tune `model_spec` on `data` and write the result to `out`; `lora_rank` None: full
-    fine-tuning; `validation`: where the validation rows come from (default: the end of
+    fine-tuning; `tune_embeddings`: the LoRA run tunes the input embedding tables too;
+    `validation`: where the validation rows come from (default: the end of
     `data`, kept out of training); `delay_ramp`: steps over which the text stream moves from
     the base model's delay to `delay_s` (`delay_move`); `replay`: data the base model learned
     from, mixed into the streams at `replay_share` of their utterances against forgetting.
@@ -109,6 +112,8 @@ def finetune(
         raise UsageError(f"--batch-size {batch_size} does not split across {world} processes")
     if fsdp and world < 2:
         raise UsageError("--fsdp shards across processes: launch with torchrun --nproc-per-node N")
+    if tune_embeddings and lora_rank is None:
+        raise UsageError("--tune-embeddings goes with a LoRA run (--full tunes every weight)")
     if world > 1 and (device or "cuda").startswith("cuda") and torch.cuda.is_available():
         device = device or f"cuda:{os.environ.get('LOCAL_RANK', 0)}"
         torch.cuda.set_device(device)  # where FSDP and NCCL put this process's tensors
@@ -141,7 +146,7 @@ def finetune(
     tuned = tuned_model(base, lm, delay_s, out)
     kind = "full" if lora_rank is None else "lora"
     if lora_rank is not None:
-        lora.add_lora(lm, lora_rank, lora_scaling)
+        lora.add_lora(lm, lora_rank, lora_scaling, tune_embeddings)
     # frozen: the VAD heads (the text loss never reaches them), a delay table (its condition
     # tensors are made once, before the steps: the other delays it serves stay as they were)
     for frozen in (lm.extra_heads, lm.condition_provider):
@@ -151,7 +156,12 @@ def finetune(
         sharding.shard(lm)
     lr = lr or LEARNING_RATES[kind]
     trainable = [p for p in lm.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=lr, weight_decay=0.01, betas=(0.9, 0.95))
+    tables = {id(p) for p in lora.embedding_weights(lm)} if tune_embeddings else set()
+    groups = [  # weight decay would shrink the tables tuned beside an adapter
+        {"params": [p for p in trainable if id(p) not in tables]},
+        {"params": [p for p in trainable if id(p) in tables], "weight_decay": 0.0},
+    ]
+    optimizer = torch.optim.AdamW(groups, lr=lr, weight_decay=0.01, betas=(0.9, 0.95))
     warmup = max(1, min(50, steps // 10))
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer,
@@ -165,6 +175,7 @@ def finetune(
         "kind": kind,
         "lora_rank": lora_rank,
         "lora_scaling": lora_scaling if lora_rank is not None else None,
+        "tune_embeddings": tune_embeddings or None,
         "steps": steps,
         "batch_size": batch_size,
         "lr": lr,
@@ -260,7 +271,7 @@ def finetune(
     if fsdp:  # the whole LM again, on rank 0 only
         lm = load(model_spec, device=lm.device).lm.float()
         if lora_rank is not None:
-            lora.add_lora(lm, lora_rank, lora_scaling)
+            lora.add_lora(lm, lora_rank, lora_scaling, tune_embeddings)
         lm.load_state_dict(whole)
         tuned = tuned_model(base, lm, delay_s, out)
     if lora_rank is not None:
@@ -306,16 +317,13 @@ def main(argv: list[str] | None = None) -> int:
     kind.add_argument("--lora-rank", type=positive_int, default=LORA_RANK)
     kind.add_argument("--full", action="store_true", help="tune every weight, not an adapter")
     parser.add_argument("--lora-scaling", type=positive_float, default=LORA_SCALING)
+    tables = "LoRA: tune the input embedding tables (audio codes, text) beside the adapters"
+    parser.add_argument("--tune-embeddings", action="store_true", help=tables)
     parser.add_argument("--steps", type=positive_int, default=STEPS)
     parser.add_argument("--batch-size", type=positive_int, default=STREAM_BATCH)
-    parser.add_argument(
-        "--lr", type=positive_float, help=f"default: {LEARNING_RATES} by kind of tuning"
-    )
-    parser.add_argument(
-        "--stream-frames",
-        type=positive_int,
-        help="frames of each training stream (default: 1.5 times the LM's context)",
-    )
+    parser.add_argument("--lr", type=positive_float, help=f"default: {LEARNING_RATES} by kind")
+    frames = "frames of each training stream (default: 1.5 times the LM's context)"
+    parser.add_argument("--stream-frames", type=positive_int, help=frames)
     parser.add_argument(
         "--align-words",
         action="store_true",
@@ -328,12 +336,8 @@ def main(argv: list[str] | None = None) -> int:
         help="align the words to this model's transcript instead (e.g. one already tuned on "
         "this data without times: a second round, FINETUNE.md); implies --align-words",
     )
-    parser.add_argument(
-        "--valid-samples",
-        type=non_negative_int,
-        default=VALID_SAMPLES,
-        help=f"rows for validation WER (default: {VALID_SAMPLES}; 0: none)",
-    )
+    valid = f"rows for validation WER (default: {VALID_SAMPLES}; 0: none)"
+    parser.add_argument("--valid-samples", type=non_negative_int, default=VALID_SAMPLES, help=valid)
     parser.add_argument(
         "--valid-split",
         help="take them from the start of this split of the dataset (default: the end of "
@@ -346,12 +350,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--replay-split", default="train")
     parser.add_argument("--replay-samples", type=positive_int, help="only its first N rows")
-    parser.add_argument(
-        "--replay-share",
-        type=probability,
-        default=REPLAY_SHARE,
-        help=f"share of the utterances of a stream drawn from it (default: {REPLAY_SHARE})",
-    )
+    share = f"share of the utterances of a stream drawn from it (default: {REPLAY_SHARE})"
+    parser.add_argument("--replay-share", type=probability, default=REPLAY_SHARE, help=share)
     parser.add_argument("--eval-every", type=positive_int, default=100)
     parser.add_argument("--save-every", type=positive_int, default=50)
     parser.add_argument(
@@ -378,8 +378,8 @@ def main(argv: list[str] | None = None) -> int:
             replay = load_data(
                 args.replay_dataset, None, args.replay_split, None, args.replay_samples
             )
-        same = "lora_scaling steps batch_size lr seed device eval_every save_every valid_samples"
-        same += " stream_frames align_words align_with replay_share fsdp delay_ramp"
+        same = "lora_scaling tune_embeddings steps batch_size lr seed device eval_every save_every"
+        same += " valid_samples stream_frames align_words align_with replay_share fsdp delay_ramp"
         out = finetune(
             args.model,
             data,

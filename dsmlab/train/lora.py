@@ -3,9 +3,11 @@
 `add_lora` wraps every linear layer in moshi's `LoRALinear` (`replace_all_linear_with_lora`,
 the call moshi's loader makes for a checkpoint whose config says `lora: true`), starts the
 adapters at zero (lora_B = 0, as moshi-finetune initialises them: the wrapped model is the
-base model until it trains) and leaves only the adapters trainable. `merge` folds them back
+base model until it trains) and leaves only the adapters trainable, or the adapters and the
+input embedding tables (`embeddings`, moshi-finetune's `ft_embed`). `merge` folds them back
 into plain linear layers (`replace_lora_with_linear`), so the result is an ordinary checkpoint.
-The adapter alone is a safetensors file of the `lora_A` / `lora_B` weights: moshi's
+The adapter alone is a safetensors file of the trained weights (`lora_A` / `lora_B`, and the
+embedding tables when they trained, as moshi-finetune saves them): moshi's
 `get_moshi_lm(..., lora_weights=..., lm_kwargs={..., "lora": True, "lora_rank": r,
 "lora_scaling": s})` applies it to the base weights.
 """
@@ -23,19 +25,30 @@ ADAPTER_WEIGHTS = "lora.safetensors"
 ADAPTER_CONFIG = "adapter.json"
 
 
-def add_lora(lm: torch.nn.Module, rank: int, scaling: float) -> None:
-    """Wrap every linear layer of `lm` in an adapter of `rank`; only the adapters train."""
+def add_lora(lm: torch.nn.Module, rank: int, scaling: float, embeddings: bool = False) -> None:
+    """Wrap every linear layer of `lm` in an adapter of `rank`; only the adapters train, and
+    with `embeddings` the tables that turn each audio code and text token into the LM's input
+    too: how the LM reads a code, which the adapters reach only after the codebooks' sum."""
     replace_all_linear_with_lora(lm, rank, scaling)
     for module in lm.modules():
         if isinstance(module, LoRALinear):
             torch.nn.init.zeros_(module.lora_B.weight)
+    tables = {id(p) for p in embedding_weights(lm)} if embeddings else set()
     for name, parameter in lm.named_parameters():
-        parameter.requires_grad = ".lora_" in name
+        parameter.requires_grad = ".lora_" in name or id(parameter) in tables
+
+
+def embedding_weights(lm: torch.nn.Module) -> list[torch.nn.Parameter]:
+    """The input tables of the audio codebooks and the text (not the delay table's)."""
+    return [table.weight for table in (*lm.emb, lm.text_emb)]
 
 
 def adapter_state(lm: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """What trains: the adapters, and the embedding tables where they train."""
     return {
-        name: p.detach().contiguous().cpu() for name, p in lm.named_parameters() if ".lora_" in name
+        name: p.detach().contiguous().cpu()
+        for name, p in lm.named_parameters()
+        if ".lora_" in name or p.requires_grad
     }
 
 
