@@ -17,8 +17,8 @@ text stream is rebuilt at `--delay` from the word times (`--delay-ramp`: moved t
 a time, `delay_move`), the loss is lm.py's (padding weighted as moshi-finetune weighs it).
 
 LoRA (`lora`, moshi's own modules) by default (`--tune-embeddings`: the input embedding tables
-train beside the adapters, as moshi-finetune's `ft_embed`), or `--full`. Seeded and resumable: every
---save-every steps the trainable state goes to <out>/training.pt and the same command
+train beside the adapters, as moshi-finetune's `ft_embed`), or `--full`. Seeded and resumable:
+every --save-every steps the trainable state goes to <out>/training.pt and the same command
 continues from there. The log of loss and validation WER (on --valid-samples rows held out of
 the dataset, the first entry before any step) is <out>/training_log.json. Under torchrun:
 data parallel, or with `--fsdp` the LM sharded across the processes (`sharding`).
