@@ -77,6 +77,8 @@ def run(args: argparse.Namespace, model_spec: str, out: Path) -> Iterator[Run]:
         records = read_records(out, warn=False)
         if not records:
             raise dsmlab.DSMLabError(f"{data.name} ({data.split}) has no rows")
+        if world > 1:
+            dist.barrier()  # every rank has read the parts before rank 0 merges and deletes them
         if rank == 0 and world > 1:
             write_records(out / "utterances.jsonl", records)
             for part in out.glob("utterances.rank*.jsonl"):
