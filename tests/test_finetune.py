@@ -270,7 +270,9 @@ def test_two_gloo_processes_train_as_one_process_on_the_whole_batch(tiny_novad_d
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", [["--full"], ["--lora-rank", "4"]])
+@pytest.mark.parametrize(
+    "kind", [["--full"], ["--lora-rank", "4"], ["--lora-rank", "4", "--tune-embeddings"]]
+)
 def test_fsdp_shards_the_tuning_and_ends_where_one_process_does(tiny_dir, tmp_path, kind):
     """--fsdp: the LM sharded across two gloo processes (each holds half of every weight and
     of the optimizer state), killed after a save and resumed; the merged checkpoint is the one
@@ -299,6 +301,8 @@ def test_fsdp_shards_the_tuning_and_ends_where_one_process_does(tiny_dir, tmp_pa
     base = load_file(tiny_dir / "model.safetensors")
     changed = {k for k, v in base.items() if not torch.equal(one[k], v)}
     assert {"transformer.layers.1.gating.linear_out.weight", "text_linear.weight"} <= changed
+    tables = {"text_emb.weight", "emb.0.weight"}  # the text table and the first codebook's
+    assert (tables <= changed) == ("--tune-embeddings" in kind or kind == ["--full"])
     for name, weight in one.items():
         torch.testing.assert_close(two[name], weight, atol=1e-5, rtol=1e-4)
     report = json.loads((tmp_path / "two" / "finetune.json").read_text())
