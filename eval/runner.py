@@ -77,13 +77,12 @@ def run(args: argparse.Namespace, model_spec: str, out: Path) -> Iterator[Run]:
         records = read_records(out, warn=False)
         if not records:
             raise dsmlab.DSMLabError(f"{data.name} ({data.split}) has no rows")
-        if world > 1:
-            dist.barrier()  # every rank has read the parts before rank 0 merges and deletes them
-        if rank == 0 and world > 1:
-            write_records(out / "utterances.jsonl", records)
-            for part in out.glob("utterances.rank*.jsonl"):
-                part.unlink()
-        if world > 1:
+        if world > 1:  # every rank has read the parts before rank 0 merges and deletes them
+            dist.barrier()
+            if rank == 0:
+                write_records(out / "utterances.jsonl", records)
+                for part in out.glob("utterances.rank*.jsonl"):
+                    part.unlink()
             dist.barrier()
         yield Run(model, data, records, out, args, is_main=rank == 0)
 
