@@ -12,6 +12,13 @@ from conftest import make_audio
 # (a killed run and its resume) never meet a port still held by the one before.
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
 
+
+def rank_failures(stderr: str) -> list[str] | str:
+    """Why a torchrun launch failed: every rank's `error:` line (torchrun's own report, at the
+    end, hides them), or the end of stderr where no rank wrote one (a traceback)."""
+    return [ln for ln in stderr.splitlines() if "error:" in ln] or stderr[-2000:]
+
+
 TEXT = "Hello world, again!"
 WORDS = [
     {"word": w, "start": 0.2 + 0.3 * k, "end": 0.45 + 0.3 * k}

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import datasets
 import pytest
-from evaldata import TORCHRUN, jsonl_with_files, rows, save_to_disk
+from evaldata import TORCHRUN, jsonl_with_files, rank_failures, rows, save_to_disk
 
 import dsmlab
 from dsmlab.data import load_data
@@ -198,8 +198,7 @@ def test_two_process_torchrun_equals_one_process(tiny_novad_dir, tmp_path):
         capture_output=True,
         text=True,
     )
-    # torchrun's own report hides the rank's reason at the end; show every rank's error line
-    assert double.returncode == 0, [ln for ln in double.stderr.splitlines() if "error:" in ln]
+    assert double.returncode == 0, rank_failures(double.stderr)
     assert results_without_timing(tmp_path / "two") == results_without_timing(tmp_path / "one")
     one = (tmp_path / "one" / "utterances.jsonl").read_text().splitlines()
     two = (tmp_path / "two" / "utterances.jsonl").read_text().splitlines()

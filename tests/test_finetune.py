@@ -14,7 +14,7 @@ import psutil
 import pytest
 import soundfile
 import torch
-from evaldata import TORCHRUN, save_to_disk
+from evaldata import TORCHRUN, rank_failures, save_to_disk
 from kyutai_flow import load as kyutai_load
 from moshi.models.loaders import get_moshi_lm
 from safetensors.torch import load_file
@@ -258,7 +258,7 @@ def test_two_gloo_processes_train_as_one_process_on_the_whole_batch(tiny_novad_d
             capture_output=True,
             text=True,
         )
-        assert done.returncode == 0, done.stderr[-2000:]
+        assert done.returncode == 0, rank_failures(done.stderr)
     one = load_file(tmp_path / "one" / "model.safetensors")
     two = load_file(tmp_path / "two" / "model.safetensors")
     base = load_file(tiny_novad_dir / "model.safetensors")
@@ -295,7 +295,7 @@ def test_fsdp_shards_the_tuning_and_ends_where_one_process_does(tiny_dir, tmp_pa
     assert not (tmp_path / "two" / "model.safetensors").exists()
     for command in ([sys.executable, *args, "--out", str(tmp_path / "one")], sharded):
         done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
-        assert done.returncode == 0, done.stderr[-2000:]
+        assert done.returncode == 0, rank_failures(done.stderr)
     one = load_file(tmp_path / "one" / "model.safetensors")
     two = load_file(tmp_path / "two" / "model.safetensors")
     base = load_file(tiny_dir / "model.safetensors")
