@@ -23,8 +23,7 @@ import dsmlab
 from dsmlab.checkpoint import lm_kwargs, model_identity, write_checkpoint
 from dsmlab.data import load_data
 from dsmlab.train import delay_move, finetune, finetune_data, lora
-from dsmlab.train.codes import Example
-from dsmlab.train.lm import batch_codes, teacher_forced
+from dsmlab.train.lm import teacher_forced
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -177,33 +176,6 @@ def test_a_delay_ramp_moves_the_text_stream_a_frame_at_a_time(
     assert dsmlab.load(out, device="cpu").delay_s == pytest.approx(end_frames / base.frame_rate)
 
 
-def test_distillation_moves_the_base_models_beliefs_to_the_new_delay(tiny_novad):
-    """The base model's own logits, moved by the frames between the two delays, are at zero
-    divergence from the distillation target; the same logits unmoved are not."""
-    teacher = delay_move.frozen_copy(tiny_novad.lm)
-    codes = torch.randint(0, 64, (8, 60), generator=torch.Generator().manual_seed(0))
-    example = Example(codes, [[5], [6], [7]], [0.5, 1.5, 2.5], [0.9, 1.9, 2.9], "a b c")
-    for base_frames, tuned_frames in ((6, 2), (2, 6)):
-        with torch.no_grad():
-            base = teacher_forced(teacher, batch_codes([example], base_frames))[1]
-        shift = base_frames - tuned_frames  # tuned position t holds the base's t + shift
-        moved = base.roll(-shift, dims=1)
-        target = delay_move.moved_distillation(moved, teacher, [example], base_frames, tuned_frames)
-        assert float(target) == pytest.approx(0, abs=1e-6)
-        unmoved = delay_move.moved_distillation(base, teacher, [example], base_frames, tuned_frames)
-        assert float(unmoved) > 0.01
-
-
-def test_distillation_changes_the_tuning_and_is_recorded(tiny_novad_dir, tmp_path):
-    data = load_data(save_to_disk(tmp_path / "data", n=6))
-    moved = {"delay_s": 0.08, "lora_rank": None}  # the tiny model writes at 0.24 s
-    plain = _tune(tiny_novad_dir, data, tmp_path / "plain", **moved)
-    distilled = _tune(tiny_novad_dir, data, tmp_path / "distilled", distill=1.0, **moved)
-    assert json.loads((distilled / "finetune.json").read_text())["distill"] == 1.0
-    weights = [load_file(out / "model.safetensors") for out in (plain, distilled)]
-    assert any(not torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
-
-
 def test_without_word_times_the_words_are_aligned_to_the_models_transcript(tmp_path):
     """(audio, text) only: times from the bundled default model's own transcript, close to
     the synthesizer's true times."""
@@ -267,9 +239,6 @@ def test_bad_input_is_refused_in_one_line(tiny_novad_dir, tmp_path, capsys):
         err = capsys.readouterr().err.strip()  # progress bars, then the one line
         last = err.replace("\r", "\n").splitlines()[-1]
         assert err.count("error:") == 1 and last.startswith("error:") and message in last, err
-    conditioned = ["--model", "synth-dc", "--dataset", fine, "--distill", "1"]
-    assert finetune.main([*conditioned, "--out", str(tmp_path / "o")]) == 2
-    assert "--distill moves a fixed-delay model" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -5,12 +5,6 @@ Tuning a model straight at a new delay asks it, from the first step, to write ev
 several frames away from where it learnt to: full fine-tuning first learns the new padding and
 forgets the words (FINETUNE.md). A ramp moves the text stream one frame at a time over the
 first steps, so each step's target is at most a frame from what the model already writes.
-
-Moved towards a shorter delay, the model must name each word from less of its sound, and
-tuned on the training voices alone it learns that for them (FINETUNE.md: the held-out voices
-pay). `--distill` adds the base model's own text distribution, moved to the new delay, as a
-second target: what the base believes at frame s + its delay, the tuned model learns to
-believe at s + the new one (`moved_distillation`).
 """
 
 from __future__ import annotations
@@ -23,8 +17,6 @@ import torch
 from ..conditioning import check_delay
 from ..errors import UsageError
 from ..model import DSMModel
-from .codes import Example
-from .lm import batch_codes, teacher_forced, text_divergence
 
 
 def checked_delay(model, delay_s: float | None) -> float:
@@ -63,31 +55,3 @@ def tuned_model(base: DSMModel, lm: torch.nn.Module, delay_s: float, out: Path) 
     config["stt_config"]["audio_delay_seconds"] = delay_s
     named = {"name": out.name, "source": str(out), "mimi_config": base.mimi_config}
     return DSMModel.from_parts(config, base.mimi, lm, base.tokenizer, **named).at_delay(delay_s)
-
-
-def frozen_copy(lm: torch.nn.Module) -> torch.nn.Module:
-    """The base LM as it is before tuning, for `moved_distillation`."""
-    teacher = copy.deepcopy(lm).eval()
-    for parameter in teacher.parameters():
-        parameter.requires_grad = False
-    return teacher
-
-
-def moved_distillation(
-    logits: torch.Tensor,
-    teacher: torch.nn.Module,
-    examples: list[Example],
-    teacher_frames: int,
-    tuned_frames: int,
-) -> torch.Tensor:
-    """KL(teacher || tuned) of the text distributions, the teacher's computed at its own delay
-    (`teacher_frames`, its true text as input) and moved to the tuned one: the tuned model's
-    position t against the teacher's t + teacher_frames - tuned_frames. `logits`: the tuned
-    model's [B, T, card] on `examples` (B of them)."""
-    codes = batch_codes(examples, teacher_frames).to(teacher.device)
-    with torch.no_grad():
-        _, base_logits = teacher_forced(teacher, codes)
-    shift, length = teacher_frames - tuned_frames, logits.shape[1]
-    if shift >= 0:
-        return text_divergence(logits[:, : length - shift], base_logits[:, shift:])
-    return text_divergence(logits[:, -shift:], base_logits[:, : length + shift])

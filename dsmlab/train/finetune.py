@@ -61,15 +61,8 @@ from ..errors import UsageError
 from ..loading import load
 from ..model import DSMModel
 from . import finetune_data, lora, sharding
-from .delay_move import checked_delay, frozen_copy, moved_distillation, ramped_frames, tuned_model
-from .lm import (
-    STREAM_BATCH,
-    padding_weights,
-    teacher_forced,
-    text_cross_entropy,
-    training_codes,
-    validation_wer,
-)
+from .delay_move import checked_delay, ramped_frames, tuned_model
+from .lm import STREAM_BATCH, padding_weights, text_loss, training_codes, validation_wer
 from .resumable import Checkpointed
 from .stream_examples import stream_example, stream_frames_for
 
@@ -86,7 +79,6 @@ def finetune(
     out: Path,
     delay_s: float | None = None,
     delay_ramp: int = 0,
-    distill: float = 0.0,
     lora_rank: int | None = LORA_RANK,
     lora_scaling: float = LORA_SCALING,
     tune_embeddings: bool = False,
@@ -110,10 +102,8 @@ def finetune(
     fine-tuning; `tune_embeddings`: the LoRA run tunes the input embedding tables too;
     `validation`: where the validation rows come from (default: the end of
     `data`, kept out of training); `delay_ramp`: steps over which the text stream moves from
-    the base model's delay to `delay_s` (`delay_move`); `distill`: weight of the base model's
-    own text distribution, moved to `delay_s`, as a second target (`delay_move`); `replay`:
-    data the base model learned from, mixed into the streams at `replay_share` of their
-    utterances against forgetting.
+    the base model's delay to `delay_s` (`delay_move`); `replay`: data the base model learned
+    from, mixed into the streams at `replay_share` of their utterances against forgetting.
     Under torchrun each process takes its share of every batch (data parallel; the gradients
     summed across processes equal one process's on the whole batch) and rank 0 writes; `fsdp`:
     the LM sharded across them (`sharding`; every process validates). See the module docstring."""
@@ -134,10 +124,6 @@ def finetune(
     delay_s = checked_delay(base, delay_s)
     if delay_ramp and base.delays_s:
         raise UsageError("--delay-ramp moves a fixed-delay model; this one serves its delays")
-    if distill and (base.delays_s or fsdp):
-        raise UsageError(
-            "--distill moves a fixed-delay model, without --fsdp (it keeps a whole copy of it)"
-        )
     aligner = load(align_with, device=device) if align_with else None
     aligned_to = model_identity(aligner) if aligner else None
     align_words = align_words or aligner is not None
@@ -158,7 +144,6 @@ def finetune(
     stream_frames = stream_frames or stream_frames_for(base)
     lm = base.lm
     tuned = tuned_model(base, lm, delay_s, out)
-    teacher = frozen_copy(lm) if distill else None
     kind = "full" if lora_rank is None else "lora"
     if lora_rank is not None:
         lora.add_lora(lm, lora_rank, lora_scaling, tune_embeddings)
@@ -187,7 +172,6 @@ def finetune(
         "data": data.describe(),
         "delay_s": delay_s,
         "delay_ramp": delay_ramp or None,
-        "distill": distill or None,
         "kind": kind,
         "lora_rank": lora_rank,
         "lora_scaling": lora_scaling if lora_rank is not None else None,
@@ -244,13 +228,7 @@ def finetune(
             total = float(weights.cpu()[codes[:, 0]].sum())  # of the whole batch
             mine = slice(rank * share, (rank + 1) * share)
             with autocast:
-                _, logits = teacher_forced(lm, noisy[mine].to(lm.device), conditions)
-                loss = text_cross_entropy(logits, codes[mine].to(lm.device), weights, total)
-                if teacher is not None:  # the mean over the batch, its share on each process
-                    moved = moved_distillation(
-                        logits, teacher, batch[mine], start_frames, delays[0]
-                    )
-                    loss = loss + distill * moved * share / batch_size
+                loss = text_loss(lm, codes[mine], noisy[mine], conditions, weights, total)
             optimizer.zero_grad()
             loss.backward()
             if world > 1:
@@ -335,9 +313,6 @@ def main(argv: list[str] | None = None) -> int:
         help="steps over which the text stream moves one frame at a time from the model's "
         "delay to --delay (default 0: at --delay from the first step)",
     )
-    distill = "weight of the base model's own text distribution, moved to --delay, as a second "
-    distill += "target (KL; default 0: none): keeps what it knows of voices the data lacks"
-    parser.add_argument("--distill", type=non_negative_float, default=0.0, help=distill)
     kind = parser.add_mutually_exclusive_group()
     kind.add_argument("--lora-rank", type=positive_int, default=LORA_RANK)
     kind.add_argument("--full", action="store_true", help="tune every weight, not an adapter")
@@ -405,7 +380,6 @@ def main(argv: list[str] | None = None) -> int:
             )
         same = "lora_scaling tune_embeddings steps batch_size lr seed device eval_every save_every"
         same += " valid_samples stream_frames align_words align_with replay_share fsdp delay_ramp"
-        same += " distill"
         out = finetune(
             args.model,
             data,

@@ -153,20 +153,11 @@ def text_loss(
     total_weight: float | None = None,
 ) -> torch.Tensor:
     """Cross-entropy of the text stream of `codes` predicted from `noisy` (`training_codes`),
-    on the LM's device (`text_cross_entropy`)."""
-    _, logits = teacher_forced(lm, noisy.to(lm.device), conditions)
-    return text_cross_entropy(logits, codes.to(lm.device), weights, total_weight)
-
-
-def text_cross_entropy(
-    logits: torch.Tensor,
-    codes: torch.Tensor,
-    weights: torch.Tensor,
-    total_weight: float | None = None,
-) -> torch.Tensor:
-    """Cross-entropy of `logits` against the text stream of `codes`, padding weighted by
-    `weights`. The weighted sum is divided by `total_weight` (default: this batch's): the
-    shares of a batch split across processes then sum to the whole batch's loss."""
+    padding weighted by `weights`, on the LM's device. The weighted sum is divided by
+    `total_weight` (default: this batch's): the shares of a batch split across processes then
+    sum to the whole batch's loss."""
+    codes, noisy = codes.to(lm.device), noisy.to(lm.device)
+    _, logits = teacher_forced(lm, noisy, conditions)
     targets = codes[:, 0].flatten()
     summed = torch.nn.functional.cross_entropy(
         logits.flatten(0, 1).float(), targets, weight=weights, reduction="sum"
