@@ -106,6 +106,10 @@ def test_input_corruption_changes_words_and_codes_only_at_their_rates():
     # a replacement can draw the same value: 1/46 of words, 1/64 of codes
     assert changed_words == pytest.approx(TEXT_INPUT_NOISE * 45 / 46, abs=0.02)
     assert changed_codes == pytest.approx(AUDIO_CODE_NOISE * 63 / 64, abs=0.01)
+    for rate in (0.0, 0.5):  # finetune --code-noise
+        noisy = corrupt_inputs(codes, vocab=50, card=64, generator=g, audio_noise=rate)
+        changed = (noisy[0, 1:] != codes[0, 1:]).float().mean()
+        assert changed == pytest.approx(rate * 63 / 64, abs=0.01)
 
 
 @pytest.mark.slow

@@ -19,7 +19,6 @@ import random
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 from moshi.models import MimiModel
 from moshi.models.loaders import get_mimi
@@ -32,6 +31,7 @@ from ..audio import FRAME_RATE, FRAME_SIZE, SAMPLE_RATE, load_audio
 from ..cli import ArgumentParser, non_negative_int, positive_int, run_cli
 from ..errors import DSMLabError
 from .resumable import Checkpointed
+from .schedule import warmup_cosine
 
 LATENT = 64
 SMALL_MIMI_CONFIG = {
@@ -203,9 +203,7 @@ def train_encoder(
         *heads.parameters(),
     ]
     optimizer = torch.optim.AdamW(params, lr=2e-3, weight_decay=0.01)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min(1.0, (s + 1) / 50) * 0.5 * (1 + np.cos(np.pi * s / steps))
-    )
+    schedule = warmup_cosine(optimizer, 50, steps)
     modules = {"mimi": mimi, "heads": heads, "optimizer": optimizer, "schedule": schedule}
     start, log = state.resume(modules)
     with (

@@ -19,9 +19,12 @@ from ..errors import UsageError
 from ..model import DSMModel
 
 
-def checked_delay(model, delay_s: float | None) -> float:
+def checked_delay(model, delay_s: float | None, ramp_steps: int = 0) -> float:
     """The delay to tune `model` (a DSMModel) at: its own by default; a new one must be whole
-    frames and inside the LM's attention context; a delay-conditioned model keeps to its delays."""
+    frames and inside the LM's attention context; a delay-conditioned model keeps to its delays
+    (and has no delay to ramp from: `ramp_steps` must be 0)."""
+    if ramp_steps and model.delays_s:
+        raise UsageError("--delay-ramp moves a fixed-delay model; this one serves its delays")
     if delay_s is None:
         return model.delay_s
     if model.delays_s:

@@ -31,7 +31,6 @@ only): the adapter and what it applies to; finetune.json: settings, data, memory
 from __future__ import annotations
 
 import json
-import math
 import os
 import resource
 import sys
@@ -62,8 +61,16 @@ from ..loading import load
 from ..model import DSMModel
 from . import finetune_data, lora, sharding
 from .delay_move import checked_delay, ramped_frames, tuned_model
-from .lm import STREAM_BATCH, padding_weights, text_loss, training_codes, validation_wer
+from .lm import (
+    AUDIO_CODE_NOISE,
+    STREAM_BATCH,
+    padding_weights,
+    text_loss,
+    training_codes,
+    validation_wer,
+)
 from .resumable import Checkpointed
+from .schedule import warmup_cosine
 from .stream_examples import stream_example, stream_frames_for
 
 STEPS = 1500  # the festival study's LoRA run (FINETUNE.md)
@@ -82,6 +89,7 @@ def finetune(
     lora_rank: int | None = LORA_RANK,
     lora_scaling: float = LORA_SCALING,
     tune_embeddings: bool = False,
+    code_noise: float = AUDIO_CODE_NOISE,
     steps: int = STEPS,
     batch_size: int = STREAM_BATCH,
     lr: float | None = None,
@@ -100,6 +108,7 @@ def finetune(
 ) -> Path:
     """Tune `model_spec` on `data` and write the result to `out`; `lora_rank` None: full
     fine-tuning; `tune_embeddings`: the LoRA run tunes the input embedding tables too;
+    `code_noise`: the share of input audio codes replaced by random ones (lm.py's augmentation);
     `validation`: where the validation rows come from (default: the end of
     `data`, kept out of training); `delay_ramp`: steps over which the text stream moves from
     the base model's delay to `delay_s` (`delay_move`); `replay`: data the base model learned
@@ -121,24 +130,13 @@ def finetune(
     base = load(model_spec, device=device)
     base_dtype = base.lm.dtype
     base.lm.float()
-    delay_s = checked_delay(base, delay_s)
-    if delay_ramp and base.delays_s:
-        raise UsageError("--delay-ramp moves a fixed-delay model; this one serves its delays")
+    delay_s = checked_delay(base, delay_s, delay_ramp)
     aligner = load(align_with, device=device) if align_with else None
     aligned_to = model_identity(aligner) if aligner else None
     align_words = align_words or aligner is not None
-    for turn in (0, 1) if world > 1 else (0,):  # rank 0 prepares and caches, then the others
-        if (rank == 0) == (turn == 0):
-            prepared = finetune_data.prepare(
-                base, data, valid_samples, out, align_words, validation, aligner=aligner
-            )
-            replayed = None
-            if replay is not None:
-                replayed = finetune_data.prepare(
-                    base, replay, 0, out, align_words, cache_name="replay.pt", aligner=aligner
-                )
-        if world > 1:
-            dist.barrier()
+    prepared, replayed = finetune_data.prepare_in_turn(
+        base, data, valid_samples, out, align_words, validation, replay, aligner
+    )
     del aligner  # not needed past the examples: a second model's memory back for training
     torch.cuda.empty_cache()  # a no-op without CUDA
     stream_frames = stream_frames or stream_frames_for(base)
@@ -162,11 +160,7 @@ def finetune(
         {"params": [p for p in trainable if id(p) in tables], "weight_decay": 0.0},
     ]
     optimizer = torch.optim.AdamW(groups, lr=lr, weight_decay=0.01, betas=(0.9, 0.95))
-    warmup = max(1, min(50, steps // 10))
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * s / steps)),
-    )
+    schedule = warmup_cosine(optimizer, max(1, min(50, steps // 10)), steps)
     settings = {
         "model": model_identity(base),
         "data": data.describe(),
@@ -176,6 +170,7 @@ def finetune(
         "lora_rank": lora_rank,
         "lora_scaling": lora_scaling if lora_rank is not None else None,
         "tune_embeddings": tune_embeddings or None,
+        "code_noise": code_noise if code_noise != AUDIO_CODE_NOISE else None,  # None: lm's
         "steps": steps,
         "batch_size": batch_size,
         "lr": lr,
@@ -224,7 +219,7 @@ def finetune(
                 )
                 for _ in delays
             ]
-            codes, noisy = training_codes(batch, delays, len(weights), lm.card, order)
+            codes, noisy = training_codes(batch, delays, len(weights), lm.card, order, code_noise)
             total = float(weights.cpu()[codes[:, 0]].sum())  # of the whole batch
             mine = slice(rank * share, (rank + 1) * share)
             with autocast:
@@ -319,6 +314,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lora-scaling", type=positive_float, default=LORA_SCALING)
     tables = "LoRA: tune the input embedding tables (audio codes, text) beside the adapters"
     parser.add_argument("--tune-embeddings", action="store_true", help=tables)
+    noise = f"share of the input audio codes replaced by random ones (default {AUDIO_CODE_NOISE})"
+    parser.add_argument("--code-noise", type=probability, default=AUDIO_CODE_NOISE, help=noise)
     parser.add_argument("--steps", type=positive_int, default=STEPS)
     parser.add_argument("--batch-size", type=positive_int, default=STREAM_BATCH)
     parser.add_argument("--lr", type=positive_float, help=f"default: {LEARNING_RATES} by kind")
@@ -378,8 +375,9 @@ def main(argv: list[str] | None = None) -> int:
             replay = load_data(
                 args.replay_dataset, None, args.replay_split, None, args.replay_samples
             )
-        same = "lora_scaling tune_embeddings steps batch_size lr seed device eval_every save_every"
-        same += " valid_samples stream_frames align_words align_with replay_share fsdp delay_ramp"
+        same = "lora_scaling tune_embeddings code_noise steps batch_size lr seed device eval_every"
+        same += " save_every valid_samples stream_frames align_words align_with replay_share fsdp"
+        same += " delay_ramp"
         out = finetune(
             args.model,
             data,

@@ -17,11 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 from tqdm import tqdm
 
 from ..alignment import align_words
 from ..audio import SAMPLE_RATE
 from ..checkpoint import model_identity
+from ..cli import torchrun_rank
 from ..data import SpeechData
 from ..errors import DSMLabError
 from ..model import DSMModel
@@ -29,7 +31,7 @@ from ..normalizers import get_normalizer
 from ..transcribe import iter_transcripts
 from .codes import Example, Speller, encode_by_length, tail_padded
 
-CACHE_NAME = "examples.pt"
+CACHE_NAME, REPLAY_CACHE = "examples.pt", "replay.pt"
 TRANSCRIBE_BATCH = 16
 SPELLING_RULE = 2  # raised when how words become tokens changes: cached examples are remade
 
@@ -105,6 +107,32 @@ def prepare(
     torch.save({"key": key, "data": prepared}, tmp)
     tmp.replace(cache)
     return prepared
+
+
+def prepare_in_turn(
+    model: DSMModel,
+    data: SpeechData,
+    held_out: int,
+    cache_dir: Path,
+    align: bool,
+    validation: SpeechData | None,
+    replay: SpeechData | None,
+    aligner: DSMModel | None,
+) -> tuple[FinetuneData, FinetuneData | None]:
+    """`prepare` the training data and the replayed data (None without `replay`). Under torchrun
+    rank 0 prepares first and writes the caches; the other processes then read them."""
+    rank, world = torchrun_rank()
+    for turn in (0, 1) if world > 1 else (0,):
+        if (rank == 0) == (turn == 0):
+            prepared = prepare(model, data, held_out, cache_dir, align, validation, aligner=aligner)
+            replayed = None
+            if replay is not None:
+                replayed = prepare(
+                    model, replay, 0, cache_dir, align, cache_name=REPLAY_CACHE, aligner=aligner
+                )
+        if world > 1:
+            dist.barrier()
+    return prepared, replayed
 
 
 def _usable_rows(data: SpeechData, limit: int | None = None) -> tuple[list[tuple], dict]:

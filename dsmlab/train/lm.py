@@ -20,7 +20,6 @@ an uninterrupted run takes. Logs loss and validation WER (training_log.json).
 from __future__ import annotations
 
 import json
-import math
 import sys
 from pathlib import Path
 
@@ -43,6 +42,7 @@ from ..transcribe import iter_transcripts
 from .audio_tokenizer import load_tokenizer, row_pcm, split_rows
 from .codes import Example, encode_split, word_tokenizer
 from .resumable import Checkpointed
+from .schedule import warmup_cosine
 from .stream_examples import FRAMES as STREAM_FRAMES
 from .stream_examples import stream_example
 
@@ -126,11 +126,16 @@ def teacher_forced(
 
 
 def training_codes(
-    batch: list[Example], delay_frames: list[int], vocab: int, card: int, generator
+    batch: list[Example],
+    delay_frames: list[int],
+    vocab: int,
+    card: int,
+    generator,
+    audio_noise: float = AUDIO_CODE_NOISE,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(targets, inputs) of one batch: `batch_codes`, and a copy corrupted (`corrupt_inputs`)."""
     codes = batch_codes(batch, delay_frames)
-    return codes, corrupt_inputs(codes, vocab, card, generator)
+    return codes, corrupt_inputs(codes, vocab, card, generator, audio_noise)
 
 
 def text_divergence(logits: torch.Tensor, base_logits: torch.Tensor) -> torch.Tensor:
@@ -172,17 +177,19 @@ def padding_weights(vocab: int, device) -> torch.Tensor:
     return weights
 
 
-def corrupt_inputs(codes: torch.Tensor, vocab: int, card: int, generator) -> torch.Tensor:
+def corrupt_inputs(
+    codes: torch.Tensor, vocab: int, card: int, generator, audio_noise: float = AUDIO_CODE_NOISE
+) -> torch.Tensor:
     """A copy of `codes` for the input side only (targets stay clean): word tokens (ids > 3)
     replaced by random words with probability TEXT_INPUT_NOISE, audio codes by random codes
-    with probability AUDIO_CODE_NOISE."""
+    with probability `audio_noise`."""
     text, audio = codes[:, 0], codes[:, 1:]
     swap = (text > PADDING_ID) & (torch.rand(text.shape, generator=generator) < TEXT_INPUT_NOISE)
     noisy = codes.clone()
     noisy[:, 0] = torch.where(
         swap, torch.randint(PADDING_ID + 1, vocab, text.shape, generator=generator), text
     )
-    flip = torch.rand(audio.shape, generator=generator) < AUDIO_CODE_NOISE
+    flip = torch.rand(audio.shape, generator=generator) < audio_noise
     noisy[:, 1:] = torch.where(flip, torch.randint(card, audio.shape, generator=generator), audio)
     return noisy
 
@@ -251,9 +258,7 @@ def train(
         mimi_config=mimi_config,
     )
     optimizer = torch.optim.AdamW(lm.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.95))
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min(1.0, (s + 1) / 100) * 0.5 * (1 + math.cos(math.pi * s / steps))
-    )
+    schedule = warmup_cosine(optimizer, 100, steps)
     settings = {"delay_frames": delays, "stream_frames": stream_frames, "batch_size": batch_size}
     state = Checkpointed(out / "training.pt", seed, settings)
     modules = {"lm": lm, "optimizer": optimizer, "schedule": schedule}
