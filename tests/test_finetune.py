@@ -176,7 +176,9 @@ def test_a_delay_ramp_moves_the_text_stream_a_frame_at_a_time(
     assert dsmlab.load(out, device="cpu").delay_s == pytest.approx(end_frames / base.frame_rate)
 
 
-def test_code_noise_reaches_every_batch_and_the_report(tiny_novad_dir, tmp_path, monkeypatch):
+def test_code_noise_reaches_every_batch_and_the_report_with_the_seed(
+    tiny_novad_dir, tmp_path, monkeypatch
+):
     real, rates = finetune.training_codes, []
 
     def recording(*args):
@@ -185,9 +187,10 @@ def test_code_noise_reaches_every_batch_and_the_report(tiny_novad_dir, tmp_path,
 
     monkeypatch.setattr(finetune, "training_codes", recording)
     data = load_data(save_to_disk(tmp_path / "data", n=6))
-    out = _tune(tiny_novad_dir, data, tmp_path / "noisy", code_noise=0.3)
+    out = _tune(tiny_novad_dir, data, tmp_path / "noisy", code_noise=0.3, seed=3)
     assert rates == [0.3] * 4
-    assert json.loads((out / "finetune.json").read_text())["code_noise"] == 0.3
+    report = json.loads((out / "finetune.json").read_text())
+    assert (report["code_noise"], report["seed"]) == (0.3, 3)
     with pytest.raises(SystemExit):  # a share, not a count: refused by the parser
         finetune.main(["--model", "x", "--dataset", "y", "--code-noise", "3", "--out", "z"])
 

@@ -252,6 +252,7 @@ def finetune(
         "model": model_spec,
         "base": model_identity(base),
         "processes": world,
+        "seed": seed,
         "data_used": prepared.summary,
         "replay_used": replayed.summary if replayed else None,
         "peak_memory_mb": _peak_memory_mb(lm.device),
