@@ -7,7 +7,9 @@ import math
 import torch
 
 
-def warmup_cosine(optimizer: torch.optim.Optimizer, warmup: int, steps: int):
+def warmup_cosine(
+    optimizer: torch.optim.Optimizer, warmup: int, steps: int
+) -> torch.optim.lr_scheduler.LambdaLR:
     """The rate rises linearly over `warmup` steps, then falls along half a cosine to zero at
     `steps` (a LambdaLR: its state saves and resumes with the optimizer's)."""
     return torch.optim.lr_scheduler.LambdaLR(
