@@ -164,6 +164,11 @@ def test_a_rerun_trains_only_the_unfinished_delays_and_starts_no_processes_for_t
     assert trained == [second]
 
 
+def test_the_longest_trainings_start_first():
+    """The conditioned model, then the longer delays: a short one runs last, alone."""
+    assert recipe._longest_first([2, 4, 8, 16, (2, 4, 8, 16)]) == [(2, 4, 8, 16), 16, 8, 4, 2]
+
+
 def _leave_results(root, *names):
     """The files by which the recipe knows a step finished (their content is not read)."""
     for name in names:

@@ -3,8 +3,18 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 
 import pytest
+import torch
+
+from dsmlab.train.workers import (
+    SPAWN,
+    take_fixed_share,
+    take_free_cores,
+    tied_to_this_process,
+    unfinished_jobs,
+)
 
 # Each parent starts one worker the way the recipe (its LMs) or the corpus (its chunks) does,
 # prints the worker's pid, gives it a long task and waits.
@@ -52,3 +62,34 @@ def _alive(pid: int) -> bool:
         return False
     with open(f"/proc/{pid}/stat") as stat:  # an exited child not yet reaped is a zombie
         return stat.read().split(")")[-1].split()[0] != "Z"
+
+
+def _threads_taken() -> int:
+    take_free_cores()
+    return torch.get_num_threads()
+
+
+def test_a_job_takes_its_share_of_the_cores_and_the_last_one_left_takes_them_all():
+    """Two trainings of one thread each use two cores; the last one left would use one."""
+    left = unfinished_jobs(3)
+    with ProcessPoolExecutor(2, SPAWN, **tied_to_this_process(left, 2, cores=6)) as pool:
+        assert pool.submit(_threads_taken).result() == 3  # one waits: 6 cores, 2 at work
+        left.value = 1
+        assert pool.submit(_threads_taken).result() == 6
+        # work whose result depends on the thread count takes the share fixed in advance
+        assert pool.submit(_fixed_threads).result() == 3
+
+
+def _fixed_threads() -> int:
+    take_fixed_share()
+    return torch.get_num_threads()
+
+
+def test_outside_such_a_pool_the_thread_count_is_left_alone():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        take_free_cores()
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

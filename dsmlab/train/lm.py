@@ -45,6 +45,7 @@ from .resumable import Checkpointed
 from .schedule import warmup_cosine
 from .stream_examples import FRAMES as STREAM_FRAMES
 from .stream_examples import stream_example
+from .workers import take_free_cores
 
 PADDING_WEIGHT = 0.5  # loss weight of padding tokens, as moshi-finetune's default
 # Share of input word tokens replaced by random words. With the true previous words as
@@ -266,6 +267,7 @@ def train(
     weights = padding_weights(tokenizer.get_piece_size(), device)
     with no_compile(), tqdm(total=steps, initial=first, desc=out.name, unit="step") as bar:
         for step in range(first + 1, steps + 1):
+            take_free_cores()  # in a recipe's pool: every core once the other jobs are done
             order = torch.Generator().manual_seed(seed * 1_000_003 + step)
             if stream_frames:
                 batch = [stream_example(train_set, stream_frames, order) for _ in range(batch_size)]

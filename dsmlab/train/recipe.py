@@ -8,7 +8,8 @@ scores -> (with --bundle) data/.
 Each step leaves its result in --out and is skipped when that result is there; a step killed
 half-way resumes from its last save (the corpus by chunks, the trainings every 100 steps).
 The LMs train --jobs at a time (default 2), each in a process of its own on its share of the
-cores, which gives the same weights as training them in turn with that many threads.
+cores, which gives the same weights as training them in turn with that many threads; the
+longest start first, and the last one running trains its LM on every core (`workers`).
 recipe.json keeps each step's wall time and recipe_report.json the scores: WER per model on
 each held-out split (test: espeak-ng voices training never used; unseen-flite; festival, a
 synthesizer training never used) and on validation (training voices); the conditioned model
@@ -28,7 +29,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import sentencepiece
-import torch
 
 from .. import intervals
 from ..audio import FRAME_RATE, SAMPLE_RATE
@@ -43,7 +43,7 @@ from ..scoring import lookahead_counts, utterance_errors
 from ..transcribe import transcribe_batch
 from . import audio_tokenizer, cards, codes, corpus, lm, vad_heads
 from .audio_tokenizer import row_pcm, split_rows
-from .workers import SPAWN, tied_to_this_process
+from .workers import SPAWN, take_fixed_share, take_free_cores, tied_to_this_process, unfinished_jobs
 
 CONDITIONED = "synth-dc"  # the one LM conditioned on every delay of the recipe
 SCORED_SPLITS = ("test", "unseen-flite", "festival", "lookahead", "hesitation", "validation")
@@ -143,11 +143,15 @@ def run(out: Path, recipe: Recipe) -> dict:
             record(_one_delay(out, recipe, delay))
     else:
         # Small models use a second core poorly: N trainings of one thread each finish sooner
-        # than N in turn on all the cores.
-        threads = max(1, (os.cpu_count() or 1) // recipe.jobs)
-        with ProcessPoolExecutor(recipe.jobs, SPAWN, **tied_to_this_process()) as pool:
-            runs = [pool.submit(_one_delay, out, recipe, d, threads) for d in unfinished]
+        # than N in turn on all the cores. The longest start first, and the last one running
+        # takes every core (`workers.take_free_cores`).
+        left = unfinished_jobs(len(unfinished))
+        pool_args = tied_to_this_process(left, recipe.jobs, os.cpu_count())
+        with ProcessPoolExecutor(recipe.jobs, SPAWN, **pool_args) as pool:
+            runs = [pool.submit(_one_delay, out, recipe, d) for d in _longest_first(unfinished)]
             for finished in as_completed(runs):
+                with left.get_lock():
+                    left.value -= 1
                 record(finished.result())
     report_path = out / RECIPE_REPORT
     record(_timed("scores", report_path, lambda: _dump(report_path, scores(out, recipe))))
@@ -188,13 +192,17 @@ def _models(recipe: Recipe) -> list[int | tuple[int, ...]]:
     return [*recipe.delays, *([tuple(recipe.delays)] if len(recipe.delays) > 1 else [])]
 
 
-def _one_delay(
-    out: Path, recipe: Recipe, delay: int | tuple[int, ...], threads: int | None = None
-) -> dict:
+def _longest_first(models: list[int | tuple[int, ...]]) -> list[int | tuple[int, ...]]:
+    """The conditioned model, then the longer delays: the order their trainings took longest
+    in (this bundle's recipe.json: dc 40 min, d16 37, d8 and d2 33), so that a short one is
+    the last to start and the cores idle least."""
+    return sorted(models, key=lambda d: (1, 0) if isinstance(d, tuple) else (0, d), reverse=True)
+
+
+def _one_delay(out: Path, recipe: Recipe, delay: int | tuple[int, ...]) -> dict:
     """The LM of one delay (a tuple: conditioned on each) and its VAD heads; their wall times
     by name."""
-    if threads:
-        torch.set_num_threads(threads)
+    take_free_cores()
     corpus_dir, tokenizer_dir = out / "corpus", out / "tokenizer"
     model_dir = _model_dir(out, delay)
     short = model_dir.name.removeprefix("synth-")
@@ -211,6 +219,7 @@ def _one_delay(
             stream_frames=recipe.stream_frames,
         ),
     )
+    take_fixed_share()  # the VAD round's weights depend on the thread count: the same share
     seconds |= _timed(
         f"vad heads {short}",
         model_dir / vad_heads.REPORT_NAME,
