@@ -10,8 +10,8 @@ core of two for the half hour it trains alone. So a pool may share a count of it
 jobs with its workers (`unfinished_jobs`), and each LM training step takes its job's share of
 the cores (`take_free_cores`): the last job running takes them all. The thread count changes
 how fast the LM trains, not the weights it ends with; it does change the last bits of the VAD
-round's (its reductions), which therefore runs on a share fixed in advance (`take_fixed_share`):
-the same as before, so a recipe gives the same weights however its jobs were timed
+round's (its reductions), which therefore runs on a share fixed in advance, cores // workers
+(`take_fixed_share`), so a recipe gives the same weights however its jobs were timed
 (tests/test_recipe.py).
 """
 
@@ -50,24 +50,24 @@ def take_free_cores() -> None:
     """In a worker sharing its pool's unfinished jobs: set torch's threads to this job's share
     of the cores, cores // min(unfinished jobs, workers); elsewhere nothing. Cheap enough to
     call every step."""
-    global _threads
-    if _share is None:
-        return
-    unfinished, workers, cores = _share
-    threads = max(1, cores // max(1, min(unfinished.value, workers)))
-    if threads != _threads:
-        torch.set_num_threads(threads)
-        _threads = threads
+    if _share is not None:
+        _take_share_of(_share[0].value)
 
 
 def take_fixed_share() -> None:
     """In such a worker: set torch's threads to cores // workers whatever the others do, for
     work whose result depends on the thread count; elsewhere nothing."""
-    global _threads
     if _share is not None:
-        _, workers, cores = _share
-        _threads = max(1, cores // workers)
-        torch.set_num_threads(_threads)
+        _take_share_of(_share[1])
+
+
+def _take_share_of(jobs: int) -> None:
+    global _threads
+    _, workers, cores = _share
+    threads = max(1, cores // max(1, min(jobs, workers)))
+    if threads != _threads:
+        torch.set_num_threads(threads)
+        _threads = threads
 
 
 def _start_worker(parent: int, unfinished, workers: int, cores: int) -> None:
