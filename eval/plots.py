@@ -183,8 +183,9 @@ PAUSE_WORDS = {
 
 def turn_curves(rows: Sequence[dict], pr_path: Path, latency_path: Path) -> tuple[Path, Path]:
     """eval.turns: precision against recall per detector (one point per threshold; silero: per
-    pause rule), and the trade a voice agent makes: median detection latency against F1, and
-    against false triggers per mid-turn pause of each kind."""
+    pause rule), and the trade a voice agent makes: median detection latency against F1, against
+    the semantic F1 (finished pauses set aside) and against false triggers per mid-turn pause of
+    each kind."""
     detectors = list(dict.fromkeys(r["detector"] for r in rows))
     detectors = [d for d in detectors if any(r["f1"] > 0 for r in rows if r["detector"] == d)]
     fig = _figure(figsize=(5.5, 4.5))
@@ -200,17 +201,19 @@ def turn_curves(rows: Sequence[dict], pr_path: Path, latency_path: Path) -> tupl
     ax.legend(fontsize=8)
     _save(fig, pr_path)
     kinds = kinds_present(rows)
-    fig = _figure(figsize=(4.7 * (1 + len(kinds)), 3.8))
-    by_f1, *by_kind = np.atleast_1d(fig.subplots(1, 1 + len(kinds), sharey=True))
+    fig = _figure(figsize=(4.7 * (2 + len(kinds)), 3.8))
+    by_f1, by_semantic, *by_kind = fig.subplots(1, 2 + len(kinds), sharey=True)
     for name in detectors:
         mine = sorted((r for r in rows if r["detector"] == name), key=lambda r: r["threshold"])
         latency = [r.get("latency_median_s", np.nan) for r in mine]
         line = by_f1.plot([r["f1"] for r in mine], latency, "o-", label=name)[0]
+        by_semantic.plot([r["semantic_f1"] for r in mine], latency, "o-", color=line.get_color())
         for ax, kind in zip(by_kind, kinds, strict=True):
             xs = [r[f"{kind}_triggers_per_pause"] for r in mine]
             ax.plot(xs, latency, "o-", color=line.get_color(), label=name)
     by_f1.set_xlabel("F1 of end-of-turn events")
     by_f1.set_ylabel("median latency after the end (s)")
+    by_semantic.set_xlabel("semantic F1 (pauses after finished sentences set aside)")
     for ax, kind in zip(by_kind, kinds, strict=True):
         ax.set_xlabel(f"false triggers per pause {PAUSE_WORDS[kind]}")
     by_f1.legend(fontsize=8)

@@ -7,6 +7,11 @@ t - end <= tolerance (latency = t - end); a false trigger in a mid-turn pause wh
 boundary is one (counted by kind: an unfinished sentence, a hesitation, or a finished sentence
 inside a turn); any other event (during speech, a second event for one end, or later than the
 tolerance) is a false alarm. Precision = hits / events, recall = hits / ends.
+
+The semantic F1 sets aside the triggers in pauses between a turn's finished sentences (they
+count neither as events nor as errors): there nothing in the words tells a pause from an end,
+only the silence's length does. What is left is the part a detector that follows the words can
+get right: ends of turn against pauses inside unfinished sentences and speech itself.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dsmlab.conversations import END_OF_TURN, MID_TURN, Boundary
+from dsmlab.conversations import END_OF_TURN, FINISHED, MID_TURN, Boundary
 
 
 @dataclass
@@ -67,12 +72,15 @@ def score_events(
 
 
 def rates(score: Score) -> dict:
-    """Precision, recall, F1, and false triggers per mid-turn pause (all, and by kind: None for a
-    kind the conversations have no pause of)."""
-    precision = score.hits / score.events if score.events else 0.0
-    recall = score.hits / score.ends if score.ends else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    found = {"precision": precision, "recall": recall, "f1": f1}
+    """Precision, recall, F1, the semantic precision and F1 (module docstring), and false
+    triggers per mid-turn pause (all, and by kind: None for a kind the conversations have no
+    pause of)."""
+    recall = _ratio(score.hits, score.ends)
+    precision = _ratio(score.hits, score.events)
+    semantic_precision = _ratio(score.hits, score.events - score.triggers[FINISHED])
+    found = {"precision": precision, "recall": recall, "f1": _f1(precision, recall)}
+    found["semantic_precision"] = semantic_precision
+    found["semantic_f1"] = _f1(semantic_precision, recall)
     total = sum(score.pauses.values())
     found["mid_turn_triggers_per_pause"] = sum(score.triggers.values()) / max(total, 1)
     for kind in MID_TURN:
@@ -81,12 +89,21 @@ def rates(score: Score) -> dict:
     return found
 
 
+def _ratio(part: int, whole: int) -> float:
+    return part / whole if whole else 0.0
+
+
+def _f1(precision: float, recall: float) -> float:
+    return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+
+
 SUMMARY = [
     "detector",
     "threshold",
     "precision",
     "recall",
     "f1",
+    "semantic_f1",
     "latency_median_s",
     *(f"{kind}_triggers_per_pause" for kind in MID_TURN),
 ]
@@ -110,17 +127,20 @@ def kinds_present(rows: Sequence[dict]) -> list[str]:
     return [k for k in MID_TURN if any(r.get(f"{k}_triggers_per_pause") is not None for r in rows)]
 
 
-def latency_at_f1(rows: Sequence[dict], levels: Sequence[float] = F1_LEVELS) -> list[dict]:
-    """Per detector, the lowest median latency among its settings whose F1 reaches each level
-    (None where none does): detectors compared at equal accuracy."""
+def latency_at_f1(
+    rows: Sequence[dict], levels: Sequence[float] = F1_LEVELS, f1: str = "f1"
+) -> list[dict]:
+    """Per detector, the lowest median latency among its settings whose F1 (the column `f1`:
+    "f1" or "semantic_f1") reaches each level (None where none does): detectors compared at
+    equal accuracy."""
     table = []
     for name in dict.fromkeys(r["detector"] for r in rows):
         mine = [r for r in rows if r["detector"] == name and r.get("latency_median_s") is not None]
         entry: dict = {"detector": name}
         for level in levels:
-            good = [r for r in mine if r["f1"] >= level]
+            good = [r for r in mine if r[f1] >= level]
             fastest = min(good, key=lambda r: r["latency_median_s"]) if good else None
-            entry[f"latency_s_at_f1_{level}"] = fastest and fastest["latency_median_s"]
-            entry[f"setting_at_f1_{level}"] = fastest and fastest["threshold"]
+            entry[f"latency_s_at_{f1}_{level}"] = fastest and fastest["latency_median_s"]
+            entry[f"setting_at_{f1}_{level}"] = fastest and fastest["threshold"]
         table.append(entry)
     return table

@@ -24,8 +24,10 @@ Per detector and threshold: precision, recall and F1 of end-of-turn events withi
 mid-turn pauses (per pause of each kind: unfinished sentence, filler, finished sentence; and
 per minute of audio); 95% bootstrap intervals over conversations for F1 and the latency
 median; and per detector the lowest latency at which it reaches F1 0.8, 0.9 and 0.95 (detectors
-compared at equal accuracy). Writes turns.json, turns.csv, turns_pr.png and turns_latency.png
-(latency against F1 and against false triggers).
+compared at equal accuracy), and the same for the semantic F1, which sets aside the triggers
+in pauses between a turn's finished sentences (where only the silence tells; `turn_streams`).
+Writes turns.json, turns.csv, turns_pr.png and turns_latency.png (latency against F1, against
+the semantic F1 and against false triggers).
 """
 
 from __future__ import annotations
@@ -172,8 +174,10 @@ def row(detector: str, threshold: float, scores: list[Score], minutes: float) ->
     found = {"detector": detector, "threshold": threshold, **rates(total)}
     found["mid_turn_triggers_per_min"] = sum(total.triggers.values()) / minutes
     picks = intervals.draws(len(scores))
-    sampled = [rates(sum((scores[i] for i in pick[1:]), scores[pick[0]]))["f1"] for pick in picks]
-    found["f1_ci95"] = [float(np.percentile(sampled, 2.5)), float(np.percentile(sampled, 97.5))]
+    sampled = [rates(sum((scores[i] for i in pick[1:]), scores[pick[0]])) for pick in picks]
+    for f1 in ("f1", "semantic_f1"):
+        low, high = np.percentile([r[f1] for r in sampled], [2.5, 97.5])
+        found[f"{f1}_ci95"] = [float(low), float(high)]
     if total.latencies:
         found["latency_median_s"] = float(np.median(total.latencies))
         found["latency_p90_s"] = float(np.percentile(total.latencies, 90))
@@ -284,6 +288,7 @@ def write(args, model, conversations, table: list[dict]) -> None:
             "turn_gap_s": args.turn_gap,
             "mid_pauses_s": args.mid_pauses,
             "latency_at_f1": latency_at_f1(table),
+            "latency_at_semantic_f1": latency_at_f1(table, f1="semantic_f1"),
             "rows": table,
         },
     )
@@ -291,9 +296,10 @@ def write(args, model, conversations, table: list[dict]) -> None:
     best = pd.DataFrame(best_per_detector(table))
     print(f"{model.name}: end of turn, best F1 per detector ({len(conversations)} conversations)")
     print(best.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    print("lowest median latency (s) at equal F1, per detector:")
-    fastest = pd.DataFrame(latency_at_f1(table))
-    print(fastest.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    for f1, what in (("f1", "F1"), ("semantic_f1", "semantic F1 (finished pauses set aside)")):
+        print(f"lowest median latency (s) at equal {what}, per detector:")
+        fastest = pd.DataFrame(latency_at_f1(table, f1=f1))
+        print(fastest.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print_written(args.out)
 
 

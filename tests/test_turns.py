@@ -34,6 +34,8 @@ def test_events_are_scored_against_the_latest_boundary():
         "precision": pytest.approx(1 / 7),
         "recall": 0.5,
         "f1": pytest.approx(2 / 9),
+        "semantic_precision": pytest.approx(1 / 6),  # the finished pause's trigger set aside
+        "semantic_f1": pytest.approx(1 / 4),
         "mid_turn_triggers_per_pause": 1.5,
         "unfinished_triggers_per_pause": 2.0,
         "hesitation_triggers_per_pause": None,  # no pause of that kind: no rate, not 0
@@ -44,6 +46,20 @@ def test_events_are_scored_against_the_latest_boundary():
     assert score.triggers == {UNFINISHED: 2, FINISHED: 1, HESITATION: 2}
     assert rates(score)["hesitation_triggers_per_pause"] == 2.0
     assert rates(score)["mid_turn_triggers_per_pause"] == pytest.approx(5 / 3)
+
+
+def test_the_semantic_f1_forgives_only_pauses_after_finished_sentences():
+    boundaries = [
+        Boundary(1.0, FINISHED, 1.0),
+        Boundary(2.5, END_OF_TURN, 3.0),
+        Boundary(7.0, UNFINISHED, 1.0),
+        Boundary(9.0, END_OF_TURN, 3.0),
+    ]
+    waits_out_the_silence = rates(score_events([1.5, 2.8, 9.3], boundaries, tolerance_s=2.5))
+    assert waits_out_the_silence["f1"] == pytest.approx(0.8)
+    assert waits_out_the_silence["semantic_f1"] == 1.0
+    hears_no_words = rates(score_events([2.8, 7.5, 9.3], boundaries, tolerance_s=2.5))
+    assert hears_no_words["f1"] == hears_no_words["semantic_f1"] == pytest.approx(0.8)
 
 
 def test_the_summary_keeps_the_best_setting_and_only_the_pause_kinds_there_are():
@@ -72,6 +88,11 @@ def test_detectors_are_compared_at_equal_f1_by_their_fastest_setting():
     assert (a["latency_s_at_f1_0.8"], a["setting_at_f1_0.8"]) == (0.2, 0.3)
     assert (a["latency_s_at_f1_0.9"], a["setting_at_f1_0.9"]) == (0.4, 0.5)
     assert (b["latency_s_at_f1_0.8"], b["latency_s_at_f1_0.9"]) == (1.0, None)
+    for row, semantic in zip(rows, (0.95, 0.95, 0.9, 0.5), strict=True):
+        row["semantic_f1"] = semantic
+    a, b = latency_at_f1(rows, levels=(0.9,), f1="semantic_f1")
+    assert (a["latency_s_at_semantic_f1_0.9"], a["setting_at_semantic_f1_0.9"]) == (0.2, 0.3)
+    assert b["latency_s_at_semantic_f1_0.9"] == 1.0
 
 
 def test_unmute_policy_resets_on_the_first_word_and_fires_once_per_turn():
@@ -125,6 +146,11 @@ def test_eval_turns_end_to_end(tmp_path):
     oracle = rows["words oracle"]  # never inside a sentence, every end half a second late
     assert oracle["recall"] == 1.0 and oracle["latency_median_s"] == pytest.approx(0.5)
     assert oracle["unfinished_triggers_per_pause"] in (0.0, None)
+    assert oracle["semantic_f1"] == 1.0  # its triggers are all after finished sentences
+    low, high = oracle["semantic_f1_ci95"]
+    assert low <= 1.0 == high
+    semantic = {r["detector"]: r for r in report["latency_at_semantic_f1"]}
+    assert semantic["words oracle"]["latency_s_at_semantic_f1_0.95"] == pytest.approx(0.5)
     for name in ("turns_pr.png", "turns_latency.png", "turns.csv"):
         assert (out / name).stat().st_size > 100
 
