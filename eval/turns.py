@@ -12,6 +12,10 @@ real-time order, and each detector's events are scored (`turn_streams`):
 - unmute: the policy of Kyutai's Unmute: head 2's probability through an exponential moving
   average (half-life 10 ms, starting at 1.0, ignored for the first 12 steps and set to 0 when
   the turn's first word comes out), firing above a threshold (0.6 in Unmute) once per turn;
+- unmute, new speech re-arms: the same policy, but only a word spoken after its last event
+  (by the word's start time) re-arms it. Unmute's policy re-arms on any word that comes out,
+  and at a long delay a turn's last words come out a delay after they were spoken, after the
+  policy has already fired: each fires it again in the same silence;
 - silero: the acoustic VAD silero-vad (its packaged weights), speech segments ending after a
   pause of P seconds (every P of --pauses), the event at segment end + P;
 - words oracle: a reference, not a detector: it knows every sentence's last word exactly and
@@ -59,6 +63,7 @@ from .turn_streams import Score, best_per_detector, latency_at_f1, rates, score_
 
 SILERO_RATE = 16000
 UNMUTE_HALF_LIFE_S, UNMUTE_WARM_UP_STEPS, UNMUTE_HEAD = 0.01, 12, 2
+UNMUTE_BY_START = "unmute, new speech re-arms"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -143,11 +148,12 @@ def evaluate(model: dsmlab.DSMModel, conversations: list[Conversation], args) ->
             detectors[(f"head {head}", threshold)] = [
                 crossings(times, probs[:, head], threshold) for times, probs, _ in streams
             ]
-    for threshold in args.thresholds:
-        detectors[("unmute", threshold)] = [
-            unmute_events(times, probs[:, UNMUTE_HEAD], first_words, threshold)
-            for times, probs, first_words in streams
-        ]
+    for name, by_start in (("unmute", False), (UNMUTE_BY_START, True)):
+        for threshold in args.thresholds:
+            detectors[(name, threshold)] = [
+                unmute_events(times, probs[:, UNMUTE_HEAD], words, threshold, by_start)
+                for times, probs, words in streams
+            ]
     vad = load_silero_vad()
     speech = [silero_speech(vad, c) for c in conversations]
     for pause in args.pauses:
@@ -190,7 +196,7 @@ def row(detector: str, threshold: float, scores: list[Score], minutes: float) ->
 @torch.no_grad()
 def stream_heads(model: dsmlab.DSMModel, conversation: Conversation):
     """Stream one conversation frame by frame: (the stream time after each frame, every head's
-    probability per frame [frames, heads], the times of turns' first words)."""
+    probability per frame [frames, heads], each word's (time it came out, start time))."""
     prefix = np.zeros(round(model.prefix_s * model.sample_rate), np.float32)
     pcm = torch.from_numpy(np.concatenate([prefix, conversation.audio]))
     pcm = torch.nn.functional.pad(pcm, (0, -pcm.numel() % model.frame_size))
@@ -201,7 +207,7 @@ def stream_heads(model: dsmlab.DSMModel, conversation: Conversation):
             probs.append(stepper.head_probs[0].float().cpu().numpy())
     times = (np.arange(len(tokens)) + 1) / model.frame_rate - model.prefix_s
     transcript = dsmlab.to_transcript(model, np.array(tokens), None, conversation.duration_s)
-    return times, np.stack(probs), [w.emitted for w in transcript.words]
+    return times, np.stack(probs), [(w.emitted, w.start) for w in transcript.words]
 
 
 def crossings(times: np.ndarray, probs: np.ndarray, threshold: float) -> list[float]:
@@ -209,21 +215,25 @@ def crossings(times: np.ndarray, probs: np.ndarray, threshold: float) -> list[fl
     return [float(times[f]) for f in dsmlab.end_of_turn_frames(probs, threshold)]
 
 
-def unmute_events(times, probs, word_times, threshold: float) -> list[float]:
-    """Unmute's pause rule over one stream (see the module docstring)."""
-    words = sorted(word_times)
+def unmute_events(times, probs, words, threshold: float, by_start: bool = False) -> list[float]:
+    """Unmute's pause rule over one stream (see the module docstring); `words` are (time out,
+    start) pairs. With `by_start`, a word re-arms the rule only if it started after the last
+    event: new speech, not the late text of speech already called ended."""
+    words = sorted(words)
     value, speaking, events, w = 1.0, False, [], 0
+    last_event = -np.inf
     alpha = 1 - np.exp(-np.log(2) * (times[1] - times[0]) / UNMUTE_HALF_LIFE_S)
     for step, (t, p) in enumerate(zip(times, probs, strict=True)):
         if step >= UNMUTE_WARM_UP_STEPS:
             value = (1 - alpha) * value + alpha * float(p)
-        while w < len(words) and words[w] <= t + 1e-9:
-            if not speaking:  # the turn's first word: Unmute resets the average
+        while w < len(words) and words[w][0] <= t + 1e-9:
+            new_speech = not by_start or words[w][1] > last_event
+            if not speaking and new_speech:  # the turn's first word: the average resets
                 speaking, value = True, 0.0
             w += 1
         if speaking and value > threshold:
             events.append(float(t))
-            speaking = False
+            last_event, speaking = float(t), False
     return events
 
 

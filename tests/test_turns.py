@@ -99,11 +99,25 @@ def test_unmute_policy_resets_on_the_first_word_and_fires_once_per_turn():
     times = (np.arange(40) + 1) * 0.08
     probs = np.full(40, 0.9)
     probs[15:25] = 0.1  # speaking
-    events = turns.unmute_events(times, probs, word_times=[1.3, 1.6], threshold=0.6)
+    words = [(1.3, 1.0), (1.6, 1.3)]  # (time out, start)
+    events = turns.unmute_events(times, probs, words, threshold=0.6)
     # warm-up: no update for 12 steps; the first word (1.3 s) resets the average to 0; the
     # probability rises again at step 25 (2.08 s): one event, not one per frame
     assert events == [pytest.approx(times[25])]
-    assert turns.unmute_events(times, probs, word_times=[], threshold=0.6) == []
+    assert turns.unmute_events(times, probs, [], threshold=0.6) == []
+
+
+def test_only_new_speech_rearms_the_policy_when_asked():
+    times = (np.arange(60) + 1) * 0.08
+    probs = np.full(60, 0.9)
+    probs[15:20] = 0.1
+    # a word out at 1.3 s; the turn's last word comes out at 2.4 s, a delay after it was
+    # spoken (start 1.5 s), after the policy fired at 1.68 s; new speech starts at 3.5 s
+    words = [(1.3, 1.0), (2.4, 1.5), (4.0, 3.5)]
+    fired = turns.unmute_events(times, probs, words, threshold=0.6)
+    assert fired == [pytest.approx(1.68), pytest.approx(2.48), pytest.approx(4.08)]
+    by_start = turns.unmute_events(times, probs, words, threshold=0.6, by_start=True)
+    assert by_start == [pytest.approx(1.68), pytest.approx(4.08)]
 
 
 def test_the_words_oracle_waits_after_finished_sentences_only_while_silence_lasts():
@@ -134,7 +148,8 @@ def test_eval_turns_end_to_end(tmp_path):
     assert turns.main(args) == 0
     report = json.loads((out / "turns.json").read_text())
     rows = {r["detector"]: r for r in report["rows"]}
-    assert set(rows) == {"head 0", "head 1", "head 2", "head 3", "unmute", "silero", "words oracle"}
+    heads = {"head 0", "head 1", "head 2", "head 3"}
+    assert set(rows) == {*heads, "unmute", turns.UNMUTE_BY_START, "silero", "words oracle"}
     assert report["ends_of_turn"] == 4
     assert report["unfinished_pauses"] + report["finished_pauses"] > 0
     assert [r["detector"] for r in report["latency_at_f1"]] == list(rows)
